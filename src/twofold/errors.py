@@ -1,0 +1,94 @@
+"""One root exception with a shallow tree; each class carries a short machine ``code``.
+
+Only the HTTP layer turns these into status codes (see ``twofold.http.errors``).
+Messages never contain secrets, tokens, session ids or passwords.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TwofoldError(Exception):
+    """Root of every error Twofold raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    default_detail: ClassVar[str] = "The request could not be completed."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class InvalidRequest(TwofoldError):
+    """Input that is malformed or breaks a rule (a 4xx for the caller to fix)."""
+
+    code = "invalid_request"
+    default_detail = "The request is malformed."
+
+
+class InvalidEmail(InvalidRequest):
+    code = "invalid_email"
+    default_detail = "The e-mail address is not valid."
+
+
+class WeakPassword(InvalidRequest):
+    code = "weak_password"
+    default_detail = "The password does not meet the password rules."
+
+
+class AuthenticationFailed(TwofoldError):
+    """Wrong e-mail or password; deliberately the same for both (SECURITY.md P2)."""
+
+    code = "invalid_credentials"
+    default_detail = "The e-mail address or password is incorrect."
+
+
+class NotAuthenticated(TwofoldError):
+    """No valid session or token came with the request."""
+
+    code = "unauthenticated"
+    default_detail = "Authentication is required."
+
+
+class InvalidToken(NotAuthenticated):
+    """A bearer token that failed verification; ``reason`` is a short, safe explanation."""
+
+    code = "invalid_token"
+    default_detail = "The access token is invalid."
+
+    def __init__(self, reason: str = "invalid") -> None:
+        self.reason = reason
+        super().__init__(f"The access token is invalid ({reason}).")
+
+
+class CsrfFailed(TwofoldError):
+    code = "csrf_failed"
+    default_detail = "The request lacks valid CSRF proof."
+
+
+class Forbidden(TwofoldError):
+    code = "forbidden"
+    default_detail = "You are not allowed to do this."
+
+
+class NotFound(TwofoldError):
+    code = "not_found"
+    default_detail = "Not found."
+
+
+class Conflict(TwofoldError):
+    code = "conflict"
+    default_detail = "The resource already exists."
+
+
+class StoreUnavailable(TwofoldError):
+    """The backing store cannot be reached; callers fail closed (SECURITY.md O3)."""
+
+    code = "store_unavailable"
+    default_detail = "The service is temporarily unavailable."
+
+
+class ConfigurationError(TwofoldError):
+    code = "configuration_error"
+    default_detail = "The configuration is invalid."

@@ -1,0 +1,1 @@
+"""Storage: records, the store protocol, and its implementations."""
