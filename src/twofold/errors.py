@@ -27,6 +27,11 @@ class InvalidRequest(TwofoldError):
     default_detail = "The request is malformed."
 
 
+class UnsupportedMediaType(InvalidRequest):
+    code = "unsupported_media_type"
+    default_detail = "The request body must be JSON (Content-Type: application/json)."
+
+
 class InvalidEmail(InvalidRequest):
     code = "invalid_email"
     default_detail = "The e-mail address is not valid."
@@ -70,6 +75,13 @@ class CsrfFailed(TwofoldError):
 class Forbidden(TwofoldError):
     code = "forbidden"
     default_detail = "You are not allowed to do this."
+
+
+class ReauthenticationFailed(Forbidden):
+    """The current password, asked for again before a sensitive change, was wrong (P4)."""
+
+    code = "reauthentication_failed"
+    default_detail = "The current password is incorrect."
 
 
 class NotFound(TwofoldError):

@@ -71,8 +71,9 @@ class KeyStore(Protocol):
         """Every key, oldest first."""
         ...
 
-    async def set_key_state(self, kid: str, state: KeyState, retire_after: float | None) -> None:
-        ...
+    async def set_key_state(
+        self, kid: str, state: KeyState, retire_after: float | None
+    ) -> None: ...
 
 
 class Store(UserStore, SessionStore, KeyStore, Protocol):

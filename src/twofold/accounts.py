@@ -1,0 +1,108 @@
+"""Accounts: registration, password login and password change, without enumeration."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+from twofold.clock import Clock
+from twofold.emails import normalize_email
+from twofold.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidEmail,
+    InvalidRequest,
+    ReauthenticationFailed,
+)
+from twofold.passwords import PasswordHasher, PasswordPolicy
+from twofold.store.base import UserStore
+from twofold.store.records import User
+
+ROLE_ADMIN = "admin"
+ROLE_USER = "user"
+
+
+class Accounts:
+    def __init__(
+        self, store: UserStore, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock
+    ) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._policy = policy
+        self._clock = clock
+
+    async def register(
+        self, email: str, password: str, roles: tuple[str, ...] = (ROLE_USER,)
+    ) -> User | None:
+        """The new user, or None if the address is already registered.
+
+        Callers must answer both outcomes the same way (SECURITY.md P2); the password is
+        hashed in both so that the time does not tell them apart either.
+        """
+        normalized = normalize_email(email)
+        self._policy.check(password, context=_email_words(normalized))
+        password_hash = await self._hasher.hash(password)
+        if await self._store.get_user_by_email(normalized) is not None:
+            return None
+        now = self._clock.now()
+        user = User(
+            id=str(uuid.uuid4()),
+            email=normalized,
+            password_hash=password_hash,
+            roles=tuple(dict.fromkeys(roles)),
+            created_at=now,
+            password_changed_at=now,
+        )
+        try:
+            await self._store.add_user(user)
+        except Conflict:
+            return None  # lost a race with another registration of the same address
+        return user
+
+    async def authenticate(self, email: str, password: str) -> User:
+        """The user whose credentials these are; ``AuthenticationFailed`` otherwise.
+
+        Unknown address, wrong password and locked account all fail alike and cost one
+        Argon2 verification each.
+        """
+        try:
+            normalized = normalize_email(email)
+        except InvalidEmail:
+            normalized = None
+        user = await self._store.get_user_by_email(normalized) if normalized else None
+        if user is None:
+            await self._hasher.burn(password)
+            raise AuthenticationFailed()
+        if not await self._hasher.verify(user.password_hash, password) or user.locked:
+            raise AuthenticationFailed()
+        if self._hasher.needs_rehash(user.password_hash):
+            new_hash = await self._hasher.hash(password)
+            await self._store.rehash_password(user.id, user.password_hash, new_hash)
+            user = replace(user, password_hash=new_hash)
+        return user
+
+    async def change_password(self, user_id: str, current: str, new: str) -> User:
+        """Replace the password after checking the current one (SECURITY.md P4).
+
+        Ending the user's other sessions is the caller's part (``Authority``)."""
+        user = await self._store.get_user(user_id)
+        if user is None or not await self._hasher.verify(user.password_hash, current):
+            raise ReauthenticationFailed()
+        if current == new:
+            raise InvalidRequest("The new password must differ from the current one.")
+        self._policy.check(new, context=_email_words(user.email))
+        now = self._clock.now()
+        new_hash = await self._hasher.hash(new)
+        await self._store.set_password(user.id, new_hash, now)
+        return replace(user, password_hash=new_hash, password_changed_at=now)
+
+    async def get(self, user_id: str) -> User | None:
+        return await self._store.get_user(user_id)
+
+    async def list(self, limit: int = 100, offset: int = 0) -> list[User]:
+        return await self._store.list_users(limit=limit, offset=offset)
+
+
+def _email_words(email: str) -> tuple[str, ...]:
+    local, _, domain = email.partition("@")
+    return (email, local, domain)

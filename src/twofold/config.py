@@ -1,0 +1,119 @@
+"""Configuration: defaults < TOML file < ``TWOFOLD_*`` environment < command-line options."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from twofold.errors import ConfigurationError
+from twofold.passwords import ProfileName
+
+SigningAlgorithm = Literal["ES256", "EdDSA", "RS256", "HS256"]
+LogFormat = Literal["json", "text"]
+
+CONFIG_FILE_ENV = "TWOFOLD_CONFIG"
+
+
+def _default_hash_workers() -> int:
+    # Leave a core for the requests that only check a session or a token.
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class Settings(BaseSettings):
+    """Every option of ``twofold serve``; each is also ``TWOFOLD_<NAME>`` and a TOML key."""
+
+    model_config = SettingsConfigDict(env_prefix="TWOFOLD_", frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("twofold-data")
+    database_url: str | None = Field(
+        default=None, description="Defaults to SQLite at DATA_DIR/twofold.db."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL clients use; defaults to http://HOST:PORT. An https URL makes "
+        "cookies Secure with the __Host- prefix.",
+    )
+    issuer: str | None = Field(default=None, description="JWT iss; defaults to the public URL.")
+    audience: str = Field(default="twofold", min_length=1)
+    signing_algorithm: SigningAlgorithm = "ES256"
+    access_token_lifetime: int = Field(default=300, ge=30, le=86_400)
+    token_leeway: int = Field(default=30, ge=0, le=300)
+    session_idle_timeout: int = Field(default=1800, ge=60)
+    session_absolute_lifetime: int = Field(default=43_200, ge=300)
+    session_touch_interval: int = Field(default=60, ge=0)
+    argon2_profile: ProfileName = "rfc9106-low-memory"
+    hash_workers: int = Field(default_factory=_default_hash_workers, ge=1, le=64)
+    max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    master_key_file: Path | None = Field(
+        default=None, description="Defaults to DATA_DIR/master.key, made on first start."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: LogFormat = "json"
+
+    @field_validator("public_url", "issuer")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def effective_issuer(self) -> str:
+        return self.issuer or self.effective_public_url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'twofold.db'}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.effective_public_url.startswith("https://")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML source reads model_config["toml_file"], set by load_settings.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment and ``config_file`` (or ``$TWOFOLD_CONFIG``).
+
+    ``overrides`` (command-line options) win; ``None`` values are ignored.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    path = config_file or (
+        Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None
+    )
+    if path is None:
+        return Settings(**given)
+    if not path.is_file():
+        raise ConfigurationError(f"The configuration file {path} does not exist.")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FileSettings(**given)

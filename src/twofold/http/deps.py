@@ -1,0 +1,65 @@
+"""What every route needs: the server's parts, and who is calling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from twofold.authority import Principal
+from twofold.errors import NotAuthenticated, UnsupportedMediaType
+from twofold.http.csrf import HEADER, SAFE_METHODS, CsrfGuard
+from twofold.http.transport import CookiePolicy, bearer_token, session_cookie
+from twofold.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class Web:
+    """The runtime plus how it meets HTTP."""
+
+    runtime: Runtime
+    cookies: CookiePolicy
+    csrf: CsrfGuard
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    # The raw id when the session cookie authenticated the request; it never leaves here
+    # except into the Set-Cookie header.
+    session_id: str | None
+
+
+def web(request: Request) -> Web:
+    context: Web = request.app.state.web
+    return context
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def require_json(request: Request) -> None:
+    """JSON routes take JSON only: a form or text/plain body (what a cross-site form can
+    send without a CORS preflight) is refused before it is parsed."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType()
+
+
+async def authenticate(request: Request) -> Caller:
+    """Bearer header first (a bad one is never rescued by a cookie), else the session cookie.
+
+    A cookie-authenticated request that changes state must carry CSRF proof.
+    """
+    context = web(request)
+    token = bearer_token(request)
+    if token is not None:
+        return Caller(context.runtime.authority.token_principal(token), None)
+    session_id = session_cookie(request, context.cookies)
+    if session_id is None:
+        raise NotAuthenticated()
+    if request.method not in SAFE_METHODS:
+        context.csrf.check(request, session_id, request.headers.get(HEADER))
+    principal = await context.runtime.authority.session_principal(session_id)
+    return Caller(principal, session_id)

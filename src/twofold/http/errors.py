@@ -1,0 +1,106 @@
+"""Every error becomes a JSON ``{"error": code, "detail": text}`` with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from twofold import errors
+
+log = logging.getLogger("twofold.http")
+
+REALM = 'Bearer realm="twofold"'
+
+STATUS: dict[type[errors.TwofoldError], int] = {
+    errors.InvalidRequest: 400,
+    errors.UnsupportedMediaType: 415,
+    errors.AuthenticationFailed: 401,
+    errors.NotAuthenticated: 401,
+    errors.CsrfFailed: 403,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.StoreUnavailable: 503,
+    errors.ConfigurationError: 500,
+}
+
+
+def status_for(exc: errors.TwofoldError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def www_authenticate(exc: errors.TwofoldError) -> str:
+    """RFC 6750 section 3: no error code when no credentials came, else invalid_token."""
+    if isinstance(exc, errors.InvalidToken):
+        return f'{REALM}, error="invalid_token", error_description="{exc.reason}"'
+    return REALM
+
+
+async def _twofold_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.TwofoldError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = www_authenticate(exc)
+    elif status == 503:
+        headers["Retry-After"] = "5"
+    elif status == 500:
+        log.error("configuration error", extra={"code": exc.code})
+    response = error_response(status, exc.code, exc.detail, headers)
+    if isinstance(exc, errors.NotAuthenticated) and not isinstance(exc, errors.InvalidToken):
+        _clear_dead_session_cookie(request, response)
+    return response
+
+
+def _clear_dead_session_cookie(request: Request, response: Response) -> None:
+    """A refused session cookie is cleared, so the browser stops sending it (S7)."""
+    context = getattr(request.app.state, "web", None)
+    if context is not None and context.cookies.session_name in request.cookies:
+        context.cookies.clear(response, context.cookies.session_name)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    if any(p.get("type") == "json_invalid" for p in problems):
+        return error_response(400, "invalid_json", "The request body is not valid JSON.")
+    # Name the fields and what is wrong, never echo the submitted values (passwords).
+    fields = "; ".join(
+        f"{'.'.join(str(part) for part in p.get('loc', ())[1:]) or 'body'}: {p.get('msg', '')}"
+        for p in problems[:5]
+    )
+    return error_response(422, "invalid_request", fields or "The request is invalid.")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
+    detail = exc.detail if isinstance(exc.detail, str) else "The request failed."
+    return error_response(exc.status_code, code, detail, exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.TwofoldError, _twofold_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,26 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from twofold.http.deps import web
+from twofold.http.schemas import ErrorOut, HealthOut
+
+router = APIRouter(tags=["operations"])
+
+_OK = b'{"status":"ok"}'
+
+
+@router.get("/healthz", response_model=HealthOut)
+async def healthz() -> Response:
+    """The process answers."""
+    return Response(_OK, media_type="application/json")
+
+
+@router.get("/readyz", response_model=HealthOut, responses={503: {"model": ErrorOut}})
+async def readyz(request: Request) -> Response:
+    """The store answers; otherwise 503 (StoreUnavailable is mapped by the error layer)."""
+    await web(request).runtime.store.ping()
+    return JSONResponse({"status": "ready"})

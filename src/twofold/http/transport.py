@@ -1,0 +1,67 @@
+"""How credentials travel: the session cookie and the Bearer header (not what they are)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from twofold.errors import InvalidToken
+
+MAX_BEARER_LENGTH = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    """Session cookie attributes (SECURITY.md S5).
+
+    Over HTTPS the name carries the ``__Host-`` prefix, which makes the browser insist on
+    Secure, Path=/ and no Domain. Over plain HTTP (development on loopback) it cannot.
+    """
+
+    secure: bool
+
+    @property
+    def session_name(self) -> str:
+        return "__Host-twofold_session" if self.secure else "twofold_session"
+
+    @property
+    def csrf_name(self) -> str:
+        return "__Host-twofold_csrf" if self.secure else "twofold_csrf"
+
+    def set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    def clear(self, response: Response, name: str) -> None:
+        response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="lax")
+
+
+def session_cookie(request: Request, policy: CookiePolicy) -> str | None:
+    """The session id, from the cookie only: never from the URL or the body (S4)."""
+    return request.cookies.get(policy.session_name) or None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The Bearer token of the Authorization header (RFC 6750 section 2.1), or None if absent.
+
+    A header that is present but not a well-formed Bearer credential is an invalid token.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InvalidToken("malformed")
+    if len(token) > MAX_BEARER_LENGTH:
+        raise InvalidToken("oversized")
+    return token

@@ -1,0 +1,146 @@
+"""Server-side sessions: opaque random ids, only their hash stored, idle and absolute expiry.
+
+The id is 256 bits from the OS CSPRNG (SECURITY.md S1). The store sees only SHA-256 of it,
+so a leaked store holds no usable ids. An id the server never issued finds no record and is
+refused; nothing is ever created from a client's id (S2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, replace
+
+from twofold.clock import Clock
+from twofold.errors import NotAuthenticated
+from twofold.store.base import SessionStore
+from twofold.store.records import SessionRecord
+
+ID_BYTES = 32
+# token_urlsafe(32) is 43 characters of the URL-safe alphabet; anything else is not ours.
+_ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+MAX_USER_AGENT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """Timeouts in seconds (S6). ``touch_interval`` bounds how often the idle expiry is written."""
+
+    idle_timeout: float = 30 * 60
+    absolute_lifetime: float = 12 * 60 * 60
+    touch_interval: float = 60
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    """A new session: ``id`` goes into the cookie and nowhere else."""
+
+    id: str
+    record: SessionRecord
+
+
+def hash_session_id(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode("ascii")).digest()
+
+
+def is_well_formed(session_id: str) -> bool:
+    return _ID_SHAPE.fullmatch(session_id) is not None
+
+
+class SessionManager:
+    """Creates, resolves, slides and ends sessions; the store supplies only primitives."""
+
+    def __init__(self, store: SessionStore, policy: SessionPolicy, clock: Clock) -> None:
+        self._store = store
+        self.policy = policy
+        self._clock = clock
+
+    async def create(
+        self,
+        user_id: str,
+        *,
+        client_address: str | None,
+        user_agent: str | None,
+        replacing: str | None = None,
+    ) -> IssuedSession:
+        """A fresh session. ``replacing`` (the id the client came with) is ended, so an id
+        planted before login never becomes authenticated (S3, no fixation)."""
+        if replacing is not None:
+            await self.end(replacing)
+        now = self._clock.now()
+        return await self._issue(
+            user_id,
+            created_at=now,
+            absolute_expires_at=now + self.policy.absolute_lifetime,
+            client_address=client_address,
+            user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
+        )
+
+    async def resolve(self, session_id: str) -> SessionRecord:
+        """The live record for ``session_id``, sliding its idle expiry; else NotAuthenticated."""
+        if not is_well_formed(session_id):
+            raise NotAuthenticated("The session is not valid.")
+        id_hash = hash_session_id(session_id)
+        record = await self._store.get_session(id_hash)
+        if record is None:
+            raise NotAuthenticated("The session is not valid.")
+        now = self._clock.now()
+        if now >= record.idle_expires_at or now >= record.absolute_expires_at:
+            await self._store.delete_session(id_hash)
+            raise NotAuthenticated("The session has expired.")
+        if now - record.last_seen_at >= self.policy.touch_interval:
+            # Sliding expiry costs one write per interval, not one per request.
+            idle = min(now + self.policy.idle_timeout, record.absolute_expires_at)
+            await self._store.touch_session(id_hash, now, idle)
+            record = replace(record, last_seen_at=now, idle_expires_at=idle)
+        return record
+
+    async def rotate(self, session_id: str, record: SessionRecord) -> IssuedSession:
+        """A new id for the same login (privilege change, re-authentication); the old id dies.
+
+        The login's absolute deadline is kept: rotation is not a new login."""
+        await self.end(session_id)
+        return await self._issue(
+            record.user_id,
+            created_at=record.created_at,
+            absolute_expires_at=record.absolute_expires_at,
+            client_address=record.client_address,
+            user_agent=record.user_agent,
+        )
+
+    async def end(self, session_id: str) -> bool:
+        if not is_well_formed(session_id):
+            return False
+        return await self._store.delete_session(hash_session_id(session_id))
+
+    async def end_all_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        keep_hash = hash_session_id(keep) if keep is not None and is_well_formed(keep) else None
+        return await self._store.delete_user_sessions(user_id, keep=keep_hash)
+
+    async def list_for_user(self, user_id: str) -> list[SessionRecord]:
+        return await self._store.list_user_sessions(user_id)
+
+    async def _issue(
+        self,
+        user_id: str,
+        *,
+        created_at: float,
+        absolute_expires_at: float,
+        client_address: str | None,
+        user_agent: str | None,
+    ) -> IssuedSession:
+        now = self._clock.now()
+        session_id = secrets.token_urlsafe(ID_BYTES)
+        record = SessionRecord(
+            id_hash=hash_session_id(session_id),
+            user_id=user_id,
+            created_at=created_at,
+            last_seen_at=now,
+            idle_expires_at=min(now + self.policy.idle_timeout, absolute_expires_at),
+            absolute_expires_at=absolute_expires_at,
+            client_address=client_address,
+            user_agent=user_agent,
+        )
+        await self._store.put_session(record)
+        return IssuedSession(id=session_id, record=record)

@@ -1,0 +1,115 @@
+"""Shared fixtures: settings in a temporary data directory, a frozen clock, and a live
+server on a real loopback socket."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from twofold.clock import FrozenClock
+from twofold.config import Settings
+from twofold.http.app import create_app
+from twofold.http.deps import Web
+from twofold.runtime import Runtime
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for tests: the cheapest Argon2 profile the product allows, quiet logs."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "argon2_profile": "owasp-minimum",
+        "hash_workers": 1,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    clock: FrozenClock
+    settings: Settings
+    app: FastAPI
+
+    @property
+    def runtime(self) -> Runtime:
+        web: Web = self.app.state.web
+        return web.runtime
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def new_email(self) -> str:
+        return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+    def register(self, email: str | None = None, password: str = PASSWORD) -> str:
+        email = email or self.new_email()
+        with self.client() as client:
+            answer = client.post("/auth/register", json={"email": email, "password": password})
+        assert answer.status_code == 201, answer.text
+        return email
+
+
+@dataclass
+class Running:
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+def start_server(
+    data_dir: Path, clock: FrozenClock, **overrides: object
+) -> tuple[LiveServer, Running]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(data_dir, port=port, **overrides)
+    app = create_app(settings, clock=clock)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", loop="asyncio")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return LiveServer(url=url, clock=clock, settings=settings, app=app), Running(server, thread)
+
+
+def stop_server(running: Running) -> None:
+    running.server.should_exit = True
+    running.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the whole run; tests make their own accounts and never rewind time."""
+    clock = FrozenClock(time.time())
+    live, running = start_server(tmp_path_factory.mktemp("live"), clock)
+    yield live
+    stop_server(running)
+
+
+@pytest.fixture
+def fresh_live(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of the test's own, for tests that move its clock far."""
+    clock = FrozenClock(time.time())
+    live, running = start_server(tmp_path / "data", clock)
+    yield live
+    stop_server(running)
