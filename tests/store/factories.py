@@ -1,0 +1,55 @@
+"""Record factories for store tests: valid by default, any field overridable."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+from typing import Any
+
+from twofold.store.base import Store
+from twofold.store.records import SessionRecord, StoredKey, User
+
+T0 = 1_800_000_000.0
+
+
+def make_user(n: int = 0, **changes: Any) -> User:
+    user = User(
+        id=f"user-{n}",
+        email=f"user{n}@example.test",
+        password_hash=f"$argon2id$v=19$m=65536,t=3,p=4$salt{n}$hash{n}",
+        roles=(),
+        created_at=T0 + n,
+        password_changed_at=T0 + n,
+    )
+    return dataclasses.replace(user, **changes)
+
+
+def new_id_hash() -> bytes:
+    return hashlib.sha256(secrets.token_bytes(32)).digest()
+
+
+def make_session(user_id: str, **changes: Any) -> SessionRecord:
+    record = SessionRecord(
+        id_hash=new_id_hash(),
+        user_id=user_id,
+        created_at=T0,
+        last_seen_at=T0,
+        idle_expires_at=T0 + 1800,
+        absolute_expires_at=T0 + 86400,
+        client_address="203.0.113.7",
+        user_agent="Mozilla/5.0 (conformance)",
+    )
+    return dataclasses.replace(record, **changes)
+
+
+def make_key(kid: str, created_at: float = T0, **changes: Any) -> StoredKey:
+    material = b"\x00sealed\xff" + kid.encode()
+    key = StoredKey(kid=kid, alg="EdDSA", material=material, created_at=created_at, state="active")
+    return dataclasses.replace(key, **changes)
+
+
+async def add_user(store: Store, n: int = 0, **changes: Any) -> User:
+    user = make_user(n, **changes)
+    await store.add_user(user)
+    return user

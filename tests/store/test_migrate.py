@@ -1,0 +1,127 @@
+"""Alembic migrations run programmatically from the package."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from twofold.store.migrate import alembic_config, current_revision, head_revision, upgrade
+
+from .conftest import sqlite_url
+
+TABLES = {"alembic_version", "users", "sessions", "signing_keys"}
+
+
+def schema(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        conn.close()
+
+
+def test_head_is_the_initial_revision() -> None:
+    """The packaged migrations have one head, 0001 (update when adding a revision)."""
+    assert head_revision() == "0001"
+
+
+def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
+    """upgrade() builds every table and records the head revision."""
+    url = sqlite_url(tmp_path / "twofold.db")
+    assert current_revision(url) is None
+    upgrade(url)
+    assert current_revision(url) == head_revision()
+    names = {name for name, _ in schema(tmp_path / "twofold.db")}
+    assert names >= TABLES
+    assert {"ix_sessions_user_id", "ix_sessions_idle_expires_at"} <= names
+
+
+def test_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
+    """A second upgrade changes neither the schema nor the data."""
+    path = tmp_path / "twofold.db"
+    upgrade(sqlite_url(path))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("INSERT INTO users VALUES ('u', 'u@example.test', 'h', '[]', 1, 1, 0)")
+    finally:
+        conn.close()
+    before = schema(path)
+    upgrade(sqlite_url(path))
+    assert schema(path) == before
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT id FROM users").fetchall() == [("u",)]
+    finally:
+        conn.close()
+
+
+def test_upgrade_creates_the_parent_directory(tmp_path: Path) -> None:
+    """upgrade() makes the database's missing parent directories."""
+    path = tmp_path / "data" / "nested" / "twofold.db"
+    upgrade(sqlite_url(path))
+    assert current_revision(sqlite_url(path)) == head_revision()
+
+
+def test_relative_url_resolves_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite:///relative.db names a file under the current directory."""
+    monkeypatch.chdir(tmp_path)
+    upgrade("sqlite:///rel/twofold.db")
+    assert (tmp_path / "rel" / "twofold.db").is_file()
+
+
+def test_migrated_database_is_in_wal_mode(tmp_path: Path) -> None:
+    """The migration connection switches the file to WAL before the store ever opens it."""
+    path = tmp_path / "twofold.db"
+    upgrade(sqlite_url(path))
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+def test_current_revision_of_missing_database_creates_nothing(tmp_path: Path) -> None:
+    """Asking for the revision of a missing file gives None and leaves no file behind."""
+    path = tmp_path / "absent.db"
+    assert current_revision(sqlite_url(path)) is None
+    assert not path.exists()
+
+
+def test_failed_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
+    """A migration that fails midway rolls back all of its DDL (transactional on SQLite)."""
+    path = tmp_path / "twofold.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE signing_keys (kid TEXT)")  # the last table 0001 creates
+    finally:
+        conn.close()
+    with pytest.raises(Exception, match="already exists"):
+        upgrade(sqlite_url(path))
+    assert {name for name, _ in schema(path)} == {"signing_keys"}
+    assert current_revision(sqlite_url(path)) is None
+
+
+def test_migrations_render_for_postgresql() -> None:
+    """The same migrations produce PostgreSQL DDL (dialect-neutral; rendered offline)."""
+    out = io.StringIO()
+    command.upgrade(alembic_config("postgresql://twofold@db/twofold", out), "head", sql=True)
+    ddl = out.getvalue()
+    assert "CREATE TABLE sessions" in ddl
+    assert "id_hash BYTEA NOT NULL" in ddl
+    assert "idle_expires_at DOUBLE PRECISION NOT NULL" in ddl
+    assert "ON DELETE CASCADE" in ddl
+    assert "WITHOUT ROWID" not in ddl
+
+
+def test_percent_in_url_survives_the_config(tmp_path: Path) -> None:
+    """A %-encoded character in the URL is not eaten by ConfigParser interpolation."""
+    url = sqlite_url(tmp_path / "100%25.db")
+    assert alembic_config(url).get_main_option("sqlalchemy.url") == url
+    upgrade(url)
+    assert (tmp_path / "100%.db").is_file()
