@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 
+from twofold.errors import ConfigurationError, StoreUnavailable
 from twofold.store.migrate import alembic_config, current_revision, head_revision, upgrade
 
 from .conftest import sqlite_url
@@ -101,10 +102,33 @@ def test_failed_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE signing_keys (kid TEXT)")  # the last table 0001 creates
     finally:
         conn.close()
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(StoreUnavailable, match="already exists"):
         upgrade(sqlite_url(path))
     assert {name for name, _ in schema(path)} == {"signing_keys"}
     assert current_revision(sqlite_url(path)) is None
+
+
+def test_database_at_unknown_revision_is_a_configuration_error(tmp_path: Path) -> None:
+    """Upgrading a database stamped by a newer Twofold fails as a ConfigurationError."""
+    path = tmp_path / "twofold.db"
+    upgrade(sqlite_url(path))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    finally:
+        conn.close()
+    with pytest.raises(ConfigurationError, match="9999_future"):
+        upgrade(sqlite_url(path))
+
+
+def test_garbage_file_is_unavailable(tmp_path: Path) -> None:
+    """A file that is not a database gives StoreUnavailable, not a driver error."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database" * 200)
+    with pytest.raises(StoreUnavailable):
+        current_revision(sqlite_url(path))
+    with pytest.raises(StoreUnavailable):
+        upgrade(sqlite_url(path))
 
 
 def test_migrations_render_for_postgresql() -> None:

@@ -8,13 +8,17 @@ at :func:`head_revision`, and the operator runs ``twofold migrate``.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
+from twofold.errors import ConfigurationError, StoreUnavailable
 from twofold.store.factory import parse_url, sqlite_path
 
 SCRIPT_LOCATION = "twofold.store:migrations"
@@ -33,6 +37,18 @@ def alembic_config(database_url: str, output: io.StringIO | None = None) -> Conf
     return config
 
 
+@contextmanager
+def _as_twofold_errors() -> Iterator[None]:
+    """Alembic and driver errors as Twofold errors, so callers (the CLI) report them."""
+    try:
+        yield
+    except CommandError as exc:  # e.g. the database is at a revision this code lacks
+        raise ConfigurationError(f"The migrations cannot run: {exc}") from exc
+    except sa.exc.DBAPIError as exc:
+        # The driver's own message only: SQLAlchemy's adds the statement and parameters.
+        raise StoreUnavailable(f"The database could not be migrated: {exc.orig}") from exc
+
+
 def head_revision() -> str:
     """The revision the code expects the database to be at."""
     head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
@@ -45,7 +61,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database up to ``revision``; a database already there is left alone."""
     if parse_url(database_url).get_backend_name() == "sqlite":
         sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(database_url), revision)
+    with _as_twofold_errors():
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def current_revision(database_url: str) -> str | None:
@@ -56,7 +73,7 @@ def current_revision(database_url: str) -> str | None:
         return None
     engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
     try:
-        with engine.connect() as connection:
+        with _as_twofold_errors(), engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
