@@ -1,0 +1,475 @@
+"""Server-side sessions on the real SQLite store (SECURITY.md S1-S3, S6)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import sqlite3
+import string
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from twofold.clock import FrozenClock
+from twofold.errors import NotAuthenticated
+from twofold.sessions import SessionManager, SessionPolicy, hash_session_id
+from twofold.store.migrate import upgrade
+from twofold.store.records import SessionRecord, User
+from twofold.store.sqlite import SQLiteStore
+
+T0 = 1_800_000_000.0
+IDLE = 30 * 60
+ABSOLUTE = 2 * 60 * 60
+TOUCH = 60
+POLICY = SessionPolicy(idle_timeout=IDLE, absolute_lifetime=ABSOLUTE, touch_interval=TOUCH)
+ALICE = "user-alice"
+BOB = "user-bob"
+
+
+class SpyStore:
+    """Delegates to a real store and counts each primitive called."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self._inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self._inner, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture(scope="module")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated database per module; each test copies it (faster than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "t.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, migrated_template: Path) -> Path:
+    path = tmp_path / "t.db"
+    shutil.copyfile(migrated_template, path)
+    return path
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SpyStore]:
+    inner = SQLiteStore(db_path)
+    await inner.open()
+    for n, user_id in enumerate((ALICE, BOB)):
+        await inner.add_user(
+            User(
+                id=user_id,
+                email=f"{user_id}@example.com",
+                password_hash="$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                roles=("user",),
+                created_at=T0 + n,
+                password_changed_at=T0 + n,
+            )
+        )
+    spy = SpyStore(inner)
+    yield spy
+    await inner.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(T0)
+
+
+@pytest.fixture
+def sessions(store: SpyStore, clock: FrozenClock) -> SessionManager:
+    return SessionManager(store, POLICY, clock)  # type: ignore[arg-type]
+
+
+def session_rows(db_path: Path) -> list[tuple[Any, ...]]:
+    """Every session row, read straight from the file."""
+    with closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute("SELECT * FROM sessions").fetchall()
+
+
+async def new(sessions: SessionManager, user_id: str = ALICE, **kwargs: Any) -> str:
+    kwargs.setdefault("client_address", "203.0.113.7")
+    kwargs.setdefault("user_agent", "pytest")
+    issued = await sessions.create(user_id, **kwargs)
+    return issued.id
+
+
+# -- ids (S1) ------------------------------------------------------------------------------
+
+
+async def test_id_is_43_urlsafe_characters_of_256_bits(sessions: SessionManager) -> None:
+    """An id is token_urlsafe(32): 43 URL-safe characters decoding to 32 bytes."""
+    session_id = await new(sessions)
+    assert len(session_id) == 43
+    assert set(session_id) <= set(string.ascii_letters + string.digits + "-_")
+    assert len(base64.urlsafe_b64decode(session_id + "=")) == 32
+
+
+async def test_ids_are_unique(sessions: SessionManager, db_path: Path) -> None:
+    """1000 sessions get 1000 different ids and 1000 stored records."""
+    ids = {await new(sessions) for _ in range(1000)}
+    assert len(ids) == 1000
+    assert len(session_rows(db_path)) == 1000
+
+
+async def test_store_holds_the_sha256_of_the_id_not_the_id(
+    sessions: SessionManager, store: SpyStore, db_path: Path
+) -> None:
+    """The stored key is SHA-256(id); the id itself is nowhere in the database files."""
+    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    expected = hashlib.sha256(issued.id.encode("ascii")).digest()
+    assert issued.record.id_hash == expected == hash_session_id(issued.id)
+    assert [row[0] for row in session_rows(db_path)] == [expected]
+    await store.close()  # flush the WAL so every byte is on disk
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob("t.db*"))
+    assert issued.id.encode("ascii") not in raw
+    assert expected in raw
+
+
+# -- strict mode (S2) ----------------------------------------------------------------------
+
+
+async def test_session_resolve_unknown_id_does_not_create_record(
+    sessions: SessionManager, store: SpyStore, db_path: Path
+) -> None:
+    """A well-formed id the server never issued is refused and nothing is created (S2)."""
+    planted = "A" * 43
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(planted)
+    assert session_rows(db_path) == []
+    assert store.calls["put_session"] == 0
+    assert store.calls["touch_session"] == 0
+
+
+async def test_ended_id_is_not_adopted_again(sessions: SessionManager, db_path: Path) -> None:
+    """An id that was ended stays refused; resolving it does not bring it back."""
+    session_id = await new(sessions)
+    assert await sessions.end(session_id) is True
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(session_id)
+    assert session_rows(db_path) == []
+
+
+@pytest.mark.parametrize(
+    "session_id",
+    [
+        "",
+        "A" * 42,
+        "A" * 44,
+        "A" * 42 + "=",
+        "A" * 42 + "+",
+        "A" * 42 + "/",
+        "A" * 42 + "é",
+        "A" * 42 + "\n",
+        "A" * 21 + " " + "A" * 21,
+        "A" * 10_240,
+    ],
+    ids=[
+        "empty",
+        "too-short",
+        "too-long",
+        "padding",
+        "plus",
+        "slash",
+        "non-ascii",
+        "newline",
+        "space",
+        "10-KiB",
+    ],
+)
+async def test_malformed_id_is_refused_without_a_store_read(
+    sessions: SessionManager, store: SpyStore, session_id: str
+) -> None:
+    """An id that cannot be ours is refused before the store is asked."""
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(session_id)
+    assert sum(store.calls.values()) == 0
+
+
+async def test_not_authenticated_detail_does_not_echo_the_id(sessions: SessionManager) -> None:
+    """The refusal's message never contains the presented id (S4)."""
+    planted = "B" * 43
+    with pytest.raises(NotAuthenticated) as caught:
+        await sessions.resolve(planted)
+    assert planted not in str(caught.value)
+    assert planted not in caught.value.detail
+
+
+# -- resolve and expiry (S6) ---------------------------------------------------------------
+
+
+async def test_resolve_returns_the_record(sessions: SessionManager, clock: FrozenClock) -> None:
+    """A live id resolves to its user's record with the issued timestamps."""
+    issued = await sessions.create(ALICE, client_address="203.0.113.7", user_agent="ua")
+    record = await sessions.resolve(issued.id)
+    assert record == issued.record
+    assert record.user_id == ALICE
+    assert record.created_at == record.last_seen_at == T0
+    assert record.idle_expires_at == T0 + IDLE
+    assert record.absolute_expires_at == T0 + ABSOLUTE
+    assert (record.client_address, record.user_agent) == ("203.0.113.7", "ua")
+
+
+async def test_user_agent_is_truncated(sessions: SessionManager) -> None:
+    """An oversized User-Agent is cut to 512 characters before it is stored."""
+    issued = await sessions.create(ALICE, client_address=None, user_agent="x" * 5000)
+    record = await sessions.resolve(issued.id)
+    assert record.user_agent == "x" * 512
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "alive"),
+    [(IDLE - 1, True), (IDLE, False), (IDLE + 1, False)],
+    ids=["just-before", "exactly-at", "after"],
+)
+async def test_idle_expiry(
+    sessions: SessionManager,
+    clock: FrozenClock,
+    db_path: Path,
+    elapsed: int,
+    alive: bool,
+) -> None:
+    """A session unused for idle_timeout is refused and its record deleted."""
+    session_id = await new(sessions)
+    clock.advance(elapsed)
+    if alive:
+        await sessions.resolve(session_id)
+        assert len(session_rows(db_path)) == 1
+    else:
+        with pytest.raises(NotAuthenticated):
+            await sessions.resolve(session_id)
+        assert session_rows(db_path) == []
+
+
+async def test_absolute_expiry_holds_under_constant_activity(
+    sessions: SessionManager, clock: FrozenClock, db_path: Path
+) -> None:
+    """Using a session every minute never extends it past absolute_lifetime."""
+    session_id = await new(sessions)
+    while clock.now() + TOUCH < T0 + ABSOLUTE:
+        clock.advance(TOUCH)
+        record = await sessions.resolve(session_id)
+        assert record.idle_expires_at <= T0 + ABSOLUTE
+    clock.advance(TOUCH)
+    assert clock.now() >= T0 + ABSOLUTE
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(session_id)
+    assert session_rows(db_path) == []
+
+
+async def test_resolve_within_touch_interval_does_not_write(
+    sessions: SessionManager, store: SpyStore, clock: FrozenClock
+) -> None:
+    """Requests closer together than touch_interval cost no store write."""
+    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    for _ in range(3):
+        clock.advance(TOUCH / 4)
+        record = await sessions.resolve(issued.id)
+        assert record.last_seen_at == T0
+    assert store.calls["touch_session"] == 0
+    stored = await store.get_session(issued.record.id_hash)
+    assert stored is not None
+    assert stored.last_seen_at == T0
+    assert stored.idle_expires_at == T0 + IDLE
+
+
+async def test_resolve_after_touch_interval_slides_the_idle_expiry(
+    sessions: SessionManager, store: SpyStore, clock: FrozenClock
+) -> None:
+    """A request touch_interval or more after the last write moves last_seen and idle expiry."""
+    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    clock.advance(TOUCH)
+    record = await sessions.resolve(issued.id)
+    now = T0 + TOUCH
+    assert (record.last_seen_at, record.idle_expires_at) == (now, now + IDLE)
+    assert store.calls["touch_session"] == 1
+    stored = await store.get_session(issued.record.id_hash)
+    assert stored is not None
+    assert (stored.last_seen_at, stored.idle_expires_at) == (now, now + IDLE)
+
+
+async def test_activity_keeps_a_session_alive_past_the_first_idle_deadline(
+    sessions: SessionManager, clock: FrozenClock
+) -> None:
+    """Sliding works: regular use keeps the session past idle_timeout from creation."""
+    session_id = await new(sessions)
+    for _ in range(3):
+        clock.advance(IDLE - TOUCH)
+        await sessions.resolve(session_id)
+    assert clock.now() > T0 + IDLE
+    await sessions.resolve(session_id)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        SessionPolicy(idle_timeout=3600, absolute_lifetime=600, touch_interval=60),
+        SessionPolicy(idle_timeout=1800, absolute_lifetime=3600, touch_interval=60),
+    ],
+    ids=["absolute-shorter-than-idle", "idle-reaches-absolute"],
+)
+async def test_idle_expiry_never_exceeds_absolute_expiry(
+    store: SpyStore, clock: FrozenClock, policy: SessionPolicy
+) -> None:
+    """Neither creation nor sliding sets idle_expires_at beyond absolute_expires_at."""
+    sessions = SessionManager(store, policy, clock)  # type: ignore[arg-type]
+    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    assert issued.record.idle_expires_at <= issued.record.absolute_expires_at
+    while clock.now() + policy.touch_interval < issued.record.absolute_expires_at:
+        clock.advance(policy.touch_interval)
+        record = await sessions.resolve(issued.id)
+        assert record.idle_expires_at <= record.absolute_expires_at
+        stored = await store.get_session(issued.record.id_hash)
+        assert stored is not None
+        assert stored.idle_expires_at <= stored.absolute_expires_at
+
+
+# -- fixation and rotation (S3) ------------------------------------------------------------
+
+
+async def test_create_replacing_ends_the_old_id(sessions: SessionManager, db_path: Path) -> None:
+    """Logging in with an existing id ends it; only the new id works (no fixation)."""
+    old = await new(sessions)
+    fresh = await new(sessions, replacing=old)
+    assert fresh != old
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(old)
+    assert (await sessions.resolve(fresh)).user_id == ALICE
+    assert [row[0] for row in session_rows(db_path)] == [hash_session_id(fresh)]
+
+
+async def test_create_replacing_an_unknown_or_malformed_id_is_harmless(
+    sessions: SessionManager,
+) -> None:
+    """A planted id that never existed is simply not adopted."""
+    for planted in ("C" * 43, "garbage"):
+        fresh = await new(sessions, replacing=planted)
+        assert fresh != planted
+        assert (await sessions.resolve(fresh)).user_id == ALICE
+        with pytest.raises(NotAuthenticated):
+            await sessions.resolve("C" * 43)
+
+
+async def test_rotate_kills_the_old_id_and_keeps_the_login_deadline(
+    sessions: SessionManager, clock: FrozenClock, db_path: Path
+) -> None:
+    """Rotation gives a new id, keeps created_at and the absolute expiry, and ends the old id."""
+    issued = await sessions.create(ALICE, client_address="203.0.113.7", user_agent="ua")
+    clock.advance(600)
+    record = await sessions.resolve(issued.id)
+    rotated = await sessions.rotate(issued.id, record)
+    assert rotated.id != issued.id
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(issued.id)
+    fresh = await sessions.resolve(rotated.id)
+    assert fresh.created_at == T0
+    assert fresh.absolute_expires_at == T0 + ABSOLUTE
+    assert fresh.last_seen_at == T0 + 600
+    assert fresh.idle_expires_at == T0 + 600 + IDLE
+    assert (fresh.user_id, fresh.client_address, fresh.user_agent) == (ALICE, "203.0.113.7", "ua")
+    assert len(session_rows(db_path)) == 1
+
+
+async def test_rotated_session_still_dies_at_the_original_absolute_expiry(
+    sessions: SessionManager, clock: FrozenClock
+) -> None:
+    """Rotating just before the deadline does not buy a new lifetime."""
+    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    while clock.now() + IDLE / 2 < T0 + ABSOLUTE - 10:
+        clock.advance(IDLE / 2)
+        await sessions.resolve(issued.id)
+    clock.advance(T0 + ABSOLUTE - 10 - clock.now())
+    record = await sessions.resolve(issued.id)
+    rotated = await sessions.rotate(issued.id, record)
+    assert rotated.record.idle_expires_at <= T0 + ABSOLUTE
+    clock.advance(10)
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(rotated.id)
+
+
+async def test_rotate_of_a_session_ended_meanwhile_issues_nothing(
+    sessions: SessionManager, db_path: Path
+) -> None:
+    """A session ended after it was resolved cannot be revived by rotating it (S3, S7)."""
+    session_id = await new(sessions)
+    record = await sessions.resolve(session_id)
+    await sessions.end_all_for_user(ALICE)  # e.g. an admin locks the account
+    with pytest.raises(NotAuthenticated):
+        await sessions.rotate(session_id, record)
+    assert session_rows(db_path) == []
+
+
+# -- ending sessions (S7, S8) --------------------------------------------------------------
+
+
+async def test_end(sessions: SessionManager) -> None:
+    """end() kills one id, reports True once, then False."""
+    session_id = await new(sessions)
+    other = await new(sessions)
+    assert await sessions.end(session_id) is True
+    assert await sessions.end(session_id) is False
+    with pytest.raises(NotAuthenticated):
+        await sessions.resolve(session_id)
+    await sessions.resolve(other)
+
+
+async def test_end_of_a_malformed_id_touches_nothing(
+    sessions: SessionManager, store: SpyStore
+) -> None:
+    """end() of an id that cannot be ours is False and does not reach the store."""
+    assert await sessions.end("x" * 10_240) is False
+    assert sum(store.calls.values()) == 0
+
+
+async def test_end_all_for_user(sessions: SessionManager) -> None:
+    """end_all_for_user ends every session of that user and no one else's."""
+    alice = [await new(sessions, ALICE) for _ in range(3)]
+    bob = await new(sessions, BOB)
+    assert await sessions.end_all_for_user(ALICE) == 3
+    for session_id in alice:
+        with pytest.raises(NotAuthenticated):
+            await sessions.resolve(session_id)
+    assert (await sessions.resolve(bob)).user_id == BOB
+
+
+async def test_end_all_for_user_keeps_the_current_session(sessions: SessionManager) -> None:
+    """With keep=, the caller's own session survives (e.g. after a password change)."""
+    current = await new(sessions, ALICE)
+    others = [await new(sessions, ALICE) for _ in range(2)]
+    assert await sessions.end_all_for_user(ALICE, keep=current) == 2
+    assert (await sessions.resolve(current)).user_id == ALICE
+    for session_id in others:
+        with pytest.raises(NotAuthenticated):
+            await sessions.resolve(session_id)
+
+
+async def test_end_all_for_user_cannot_keep_another_users_session(
+    sessions: SessionManager,
+) -> None:
+    """keep= names a session to spare, not a way to end a different user's sessions."""
+    bob = await new(sessions, BOB)
+    await new(sessions, ALICE)
+    assert await sessions.end_all_for_user(ALICE, keep=bob) == 1
+    assert (await sessions.resolve(bob)).user_id == BOB
+
+
+async def test_list_for_user(sessions: SessionManager, clock: FrozenClock) -> None:
+    """A user's sessions are listed newest first, and only theirs."""
+    first = await sessions.create(ALICE, client_address=None, user_agent=None)
+    clock.advance(1)
+    second = await sessions.create(ALICE, client_address=None, user_agent=None)
+    await new(sessions, BOB)
+    listed: list[SessionRecord] = await sessions.list_for_user(ALICE)
+    assert [r.id_hash for r in listed] == [second.record.id_hash, first.record.id_hash]
