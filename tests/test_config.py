@@ -133,9 +133,9 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_invalid_environment_values_are_refused(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
-    """An environment value that breaks a field's rule raises ValidationError."""
+    """An environment value that breaks a field's rule raises ConfigurationError."""
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         load_settings()
 
 
@@ -235,22 +235,22 @@ def test_none_overrides_are_ignored(tmp_path: Path) -> None:
 
 
 def test_unknown_toml_key_is_refused(tmp_path: Path) -> None:
-    """A misspelt key in the file raises ValidationError rather than being ignored."""
+    """A misspelt key in the file raises ConfigurationError rather than being ignored."""
     path = write_toml(tmp_path / "twofold.toml", "prot = 9000\n")
-    with pytest.raises(ValidationError, match="prot"):
+    with pytest.raises(ConfigurationError, match="prot"):
         load_settings(path)
 
 
 def test_unknown_override_is_refused() -> None:
-    """An unknown keyword to load_settings raises ValidationError."""
-    with pytest.raises(ValidationError):
+    """An unknown keyword to load_settings raises ConfigurationError."""
+    with pytest.raises(ConfigurationError):
         load_settings(bogus=1)
 
 
 def test_invalid_toml_value_is_refused(tmp_path: Path) -> None:
-    """A TOML value that breaks a field's rule raises ValidationError."""
+    """A TOML value that breaks a field's rule raises ConfigurationError."""
     path = write_toml(tmp_path / "twofold.toml", 'signing_algorithm = "none"\n')
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         load_settings(path)
 
 

@@ -14,7 +14,7 @@ from twofold.errors import (
     InvalidRequest,
     ReauthenticationFailed,
 )
-from twofold.passwords import PasswordHasher, PasswordPolicy
+from twofold.passwords import PasswordHasher, PasswordPolicy, normalize_password
 from twofold.store.base import UserStore
 from twofold.store.records import User
 
@@ -88,7 +88,7 @@ class Accounts:
         user = await self._store.get_user(user_id)
         if user is None or not await self._hasher.verify(user.password_hash, current):
             raise ReauthenticationFailed()
-        if current == new:
+        if normalize_password(current) == normalize_password(new):
             raise InvalidRequest("The new password must differ from the current one.")
         self._policy.check(new, context=_email_words(user.email))
         now = self._clock.now()

@@ -11,14 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twofold.config import Settings, load_settings
+from twofold.config import Settings, load_settings, prepare_data_dir
 from twofold.errors import TwofoldError
 
 app = typer.Typer(help="Twofold: sessions and JWTs side by side.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="A TOML file of settings.", envvar="TWOFOLD_CONFIG")
@@ -84,6 +84,7 @@ def migrate(
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     url = settings.effective_database_url
+    prepare_data_dir(settings.data_dir)
     try:
         upgrade(url)
     except TwofoldError as exc:
@@ -154,6 +155,17 @@ def user_list(
     for row in rows:
         table.add_row(*row)
     Console().print(table)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document of the HTTP API."""
+    import json
+
+    from twofold.http.app import create_app
+
+    document = create_app(Settings()).openapi()
+    typer.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 def _describe_store(settings: Settings) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        return self.effective_public_url.startswith("https://")
+        return self.effective_public_url.lower().startswith("https://")
 
     @classmethod
     def settings_customise_sources(
@@ -99,12 +100,27 @@ class Settings(BaseSettings):
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
 
 
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory owner-only; it holds the master key and the database."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the environment and ``config_file`` (or ``$TWOFOLD_CONFIG``).
 
     ``overrides`` (command-line options) win; ``None`` values are ignored.
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return _load(config_file, {k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        # Name the option and the rule, never the value (it may be a secret).
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"Invalid settings: {problems}") from None
+
+
+def _load(config_file: Path | None, given: dict[str, Any]) -> Settings:
     path = config_file or (
         Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None
     )
@@ -116,4 +132,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     class FileSettings(Settings):
         model_config = SettingsConfigDict(toml_file=path)
 
-    return FileSettings(**given)
+    try:
+        return FileSettings(**given)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(
+            f"The configuration file {path} is not valid TOML: {exc}"
+        ) from None

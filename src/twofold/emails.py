@@ -16,10 +16,13 @@ def normalize_email(address: str) -> str:
     because every major provider treats it case-insensitively and two accounts that differ
     only in case are a phishing aid, not a feature.
     """
-    if not isinstance(address, str) or len(address) > MAX_EMAIL_LENGTH:
+    if not isinstance(address, str):
+        raise InvalidEmail()
+    address = address.strip()
+    if len(address) > MAX_EMAIL_LENGTH:
         raise InvalidEmail()
     try:
-        checked = validate_email(address.strip(), check_deliverability=False)
+        checked = validate_email(address, check_deliverability=False)
     except EmailNotValidError:
         raise InvalidEmail() from None
     return checked.normalized.lower()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -23,6 +24,7 @@ from twofold.errors import ConfigurationError
 
 MASTER_KEY_ENV = "TWOFOLD_MASTER_KEY"
 KEY_BYTES = 32
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 class MasterKey:
@@ -78,6 +80,8 @@ class KeySealer:
 
     def open(self, sealed: bytes, label: str) -> bytes:
         try:
+            if len(sealed) < self._NONCE + 16:
+                raise InvalidTag
             return self._aead.decrypt(sealed[: self._NONCE], sealed[self._NONCE :], label.encode())
         except InvalidTag:
             raise ConfigurationError(
@@ -87,7 +91,7 @@ class KeySealer:
 
 def _decode(text: str, where: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise ConfigurationError(f"The master key in {where} is not base64url.") from None
 

@@ -48,7 +48,7 @@ def normalize_password(password: str) -> str:
 @cache
 def common_passwords() -> frozenset[str]:
     """The 30,000 most common passwords of zxcvbn's ranked list, lower-cased."""
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # loaded on first use only
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
 
     return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
 

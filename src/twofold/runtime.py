@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from twofold.accounts import Accounts
 from twofold.authority import Authority
 from twofold.clock import Clock, SystemClock
-from twofold.config import Settings
+from twofold.config import Settings, prepare_data_dir
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.masterkey import MasterKey
@@ -33,6 +33,7 @@ class Runtime:
     async def start(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         """Open the store (migrating an embedded SQLite database), load keys, build the core."""
         clock = clock or SystemClock()
+        prepare_data_dir(settings.data_dir)
         url = settings.effective_database_url
         if url.startswith("sqlite:"):
             # Embedded and owned by this server: bring it to the current schema itself.

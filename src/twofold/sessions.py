@@ -99,8 +99,10 @@ class SessionManager:
     async def rotate(self, session_id: str, record: SessionRecord) -> IssuedSession:
         """A new id for the same login (privilege change, re-authentication); the old id dies.
 
-        The login's absolute deadline is kept: rotation is not a new login."""
-        await self.end(session_id)
+        The login's absolute deadline is kept: rotation is not a new login. A session
+        ended meanwhile (logout, lock elsewhere) is not brought back."""
+        if not await self.end(session_id):
+            raise NotAuthenticated("The session is not valid.")
         return await self._issue(
             record.user_id,
             created_at=record.created_at,
