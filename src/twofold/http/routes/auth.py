@@ -112,7 +112,7 @@ async def me(request: Request) -> Response:
         )
     out = MeOut(id=principal.user_id, email=principal.email, roles=list(principal.roles), auth=auth)
     # Built by hand: FastAPI's response validation would double the cost of the hottest route.
-    return JSONResponse(out.model_dump())
+    return JSONResponse(out.model_dump(exclude_none=True))
 
 
 @router.post("/logout", status_code=204, responses=ERRORS)
