@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +108,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def fresh_live(tmp_path: Path) -> Iterator[LiveServer]:
-    """A server of the test's own, for tests that move its clock far."""
+    """A server of the test's own, for tests that move its clock far or break its parts."""
     clock = FrozenClock(time.time())
     live, running = start_server(tmp_path / "data", clock)
     yield live
     stop_server(running)
+
+
+ServerFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start servers with settings of the test's choosing; all stop at the end."""
+    started: list[Running] = []
+
+    def make(**overrides: object) -> LiveServer:
+        live, running = start_server(
+            tmp_path / f"data{len(started)}", FrozenClock(time.time()), **overrides
+        )
+        started.append(running)
+        return live
+
+    yield make
+    for running in started:
+        stop_server(running)

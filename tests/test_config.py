@@ -280,3 +280,27 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValidationError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_a_data_directory_open_to_others_is_refused(tmp_path: Path) -> None:
+    """The data directory holds hashes and keys: one others can enter is refused (O1)."""
+    from twofold.config import prepare_data_dir
+
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    with pytest.raises(ConfigurationError, match="chmod 700"):
+        prepare_data_dir(open_dir)
+    made = tmp_path / "new" / "data"
+    prepare_data_dir(made)
+    assert made.stat().st_mode & 0o777 == 0o700
+
+
+def test_touch_interval_must_be_shorter_than_idle_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sliding-expiry write interval as long as the idle timeout would never slide."""
+    monkeypatch.setenv("TWOFOLD_SESSION_IDLE_TIMEOUT", "60")
+    monkeypatch.setenv("TWOFOLD_SESSION_TOUCH_INTERVAL", "60")
+    with pytest.raises(ConfigurationError, match="session_touch_interval"):
+        load_settings()

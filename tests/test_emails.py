@@ -105,3 +105,16 @@ def test_invalid_email_is_a_request_error_with_a_code() -> None:
     with pytest.raises(InvalidRequest) as caught:
         normalize_email("nope")
     assert caught.value.code == "invalid_email"
+
+
+@pytest.mark.parametrize(
+    ("lookalike", "plain"),
+    [
+        pytest.param("\uff41dmin@example.com", "admin@example.com", id="fullwidth"),
+        pytest.param("\ufb01le@example.com", "file@example.com", id="ligature"),
+        pytest.param("ADMIN@EXAMPLE.COM", "admin@example.com", id="case"),
+    ],
+)
+def test_lookalike_spellings_are_one_address(lookalike: str, plain: str) -> None:
+    """Compatibility spellings fold to one address, so no second account looks the same."""
+    assert normalize_email(lookalike) == normalize_email(plain)

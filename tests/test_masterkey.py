@@ -225,3 +225,15 @@ def test_secret_is_not_in_repr_or_str() -> None:
     for form in (secret.hex(), encode(secret), repr(secret), key.derive("key-sealing").hex()):
         assert form not in shown
     assert repr(key) == "MasterKey(<hidden>)"
+
+
+def test_instances_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    """Several processes creating the key at once all end with the same key, never a
+    half-written one."""
+    import concurrent.futures
+
+    path = tmp_path / "race" / "master.key"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(lambda _: MasterKey.load_or_create(path).derive("x"), range(16)))
+    assert len(set(keys)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["master.key"]

@@ -364,3 +364,20 @@ async def test_burn_costs_about_one_verification(hasher: PasswordHasher) -> None
     verify = await _median_seconds(lambda: hasher.verify(encoded, "wrong password"))
     burn = await _median_seconds(lambda: hasher.burn("wrong password"))
     assert 0.5 * verify <= burn <= 2 * verify
+
+
+async def test_the_hash_queue_is_bounded() -> None:
+    """Past max_pending waiting hashes the hasher refuses with Busy instead of queueing."""
+    import asyncio
+
+    from twofold.errors import Busy
+
+    hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"], workers=1, max_pending=2)
+    try:
+        results = await asyncio.gather(
+            *(hasher.hash("a long enough password") for _ in range(5)), return_exceptions=True
+        )
+    finally:
+        hasher.close()
+    assert sum(isinstance(r, str) for r in results) == 2
+    assert sum(isinstance(r, Busy) for r in results) == 3

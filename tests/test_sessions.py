@@ -102,6 +102,7 @@ def session_rows(db_path: Path) -> list[tuple[Any, ...]]:
 async def new(sessions: SessionManager, user_id: str = ALICE, **kwargs: Any) -> str:
     kwargs.setdefault("client_address", "203.0.113.7")
     kwargs.setdefault("user_agent", "pytest")
+    kwargs.setdefault("password_changed_at", 0.0)
     issued = await sessions.create(user_id, **kwargs)
     return issued.id
 
@@ -128,7 +129,9 @@ async def test_store_holds_the_sha256_of_the_id_not_the_id(
     sessions: SessionManager, store: SpyStore, db_path: Path
 ) -> None:
     """The stored key is SHA-256(id); the id itself is nowhere in the database files."""
-    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     expected = hashlib.sha256(issued.id.encode("ascii")).digest()
     assert issued.record.id_hash == expected == hash_session_id(issued.id)
     assert [row[0] for row in session_rows(db_path)] == [expected]
@@ -212,7 +215,9 @@ async def test_not_authenticated_detail_does_not_echo_the_id(sessions: SessionMa
 
 async def test_resolve_returns_the_record(sessions: SessionManager, clock: FrozenClock) -> None:
     """A live id resolves to its user's record with the issued timestamps."""
-    issued = await sessions.create(ALICE, client_address="203.0.113.7", user_agent="ua")
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address="203.0.113.7", user_agent="ua"
+    )
     record = await sessions.resolve(issued.id)
     assert record == issued.record
     assert record.user_id == ALICE
@@ -224,7 +229,9 @@ async def test_resolve_returns_the_record(sessions: SessionManager, clock: Froze
 
 async def test_user_agent_is_truncated(sessions: SessionManager) -> None:
     """An oversized User-Agent is cut to 512 characters before it is stored."""
-    issued = await sessions.create(ALICE, client_address=None, user_agent="x" * 5000)
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent="x" * 5000
+    )
     record = await sessions.resolve(issued.id)
     assert record.user_agent == "x" * 512
 
@@ -273,7 +280,9 @@ async def test_resolve_within_touch_interval_does_not_write(
     sessions: SessionManager, store: SpyStore, clock: FrozenClock
 ) -> None:
     """Requests closer together than touch_interval cost no store write."""
-    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     for _ in range(3):
         clock.advance(TOUCH / 4)
         record = await sessions.resolve(issued.id)
@@ -289,7 +298,9 @@ async def test_resolve_after_touch_interval_slides_the_idle_expiry(
     sessions: SessionManager, store: SpyStore, clock: FrozenClock
 ) -> None:
     """A request touch_interval or more after the last write moves last_seen and idle expiry."""
-    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     clock.advance(TOUCH)
     record = await sessions.resolve(issued.id)
     now = T0 + TOUCH
@@ -325,7 +336,9 @@ async def test_idle_expiry_never_exceeds_absolute_expiry(
 ) -> None:
     """Neither creation nor sliding sets idle_expires_at beyond absolute_expires_at."""
     sessions = SessionManager(store, policy, clock)  # type: ignore[arg-type]
-    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     assert issued.record.idle_expires_at <= issued.record.absolute_expires_at
     while clock.now() + policy.touch_interval < issued.record.absolute_expires_at:
         clock.advance(policy.touch_interval)
@@ -366,7 +379,9 @@ async def test_rotate_kills_the_old_id_and_keeps_the_login_deadline(
     sessions: SessionManager, clock: FrozenClock, db_path: Path
 ) -> None:
     """Rotation gives a new id, keeps created_at and the absolute expiry, and ends the old id."""
-    issued = await sessions.create(ALICE, client_address="203.0.113.7", user_agent="ua")
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address="203.0.113.7", user_agent="ua"
+    )
     clock.advance(600)
     record = await sessions.resolve(issued.id)
     rotated = await sessions.rotate(issued.id, record)
@@ -386,7 +401,9 @@ async def test_rotated_session_still_dies_at_the_original_absolute_expiry(
     sessions: SessionManager, clock: FrozenClock
 ) -> None:
     """Rotating just before the deadline does not buy a new lifetime."""
-    issued = await sessions.create(ALICE, client_address=None, user_agent=None)
+    issued = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     while clock.now() + IDLE / 2 < T0 + ABSOLUTE - 10:
         clock.advance(IDLE / 2)
         await sessions.resolve(issued.id)
@@ -467,9 +484,13 @@ async def test_end_all_for_user_cannot_keep_another_users_session(
 
 async def test_list_for_user(sessions: SessionManager, clock: FrozenClock) -> None:
     """A user's sessions are listed newest first, and only theirs."""
-    first = await sessions.create(ALICE, client_address=None, user_agent=None)
+    first = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     clock.advance(1)
-    second = await sessions.create(ALICE, client_address=None, user_agent=None)
+    second = await sessions.create(
+        ALICE, password_changed_at=0.0, client_address=None, user_agent=None
+    )
     await new(sessions, BOB)
     listed: list[SessionRecord] = await sessions.list_for_user(ALICE)
     assert [r.id_hash for r in listed] == [second.record.id_hash, first.record.id_hash]

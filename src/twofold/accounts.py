@@ -91,7 +91,9 @@ class Accounts:
         if normalize_password(current) == normalize_password(new):
             raise InvalidRequest("The new password must differ from the current one.")
         self._policy.check(new, context=_email_words(user.email))
-        now = self._clock.now()
+        # Strictly later than the previous change even if the clock stood still: sessions
+        # compare this value to tell whether they were proved under the current password.
+        now = max(self._clock.now(), user.password_changed_at + 0.001)
         new_hash = await self._hasher.hash(new)
         await self._store.set_password(user.id, new_hash, now)
         return replace(user, password_hash=new_hash, password_changed_at=now)

@@ -68,7 +68,11 @@ class Authority:
     ) -> SessionLogin:
         user = await self.accounts.authenticate(email, password)
         issued = await self.sessions.create(
-            user.id, client_address=client_address, user_agent=user_agent, replacing=replacing
+            user.id,
+            password_changed_at=user.password_changed_at,
+            client_address=client_address,
+            user_agent=user_agent,
+            replacing=replacing,
         )
         return SessionLogin(user=user, session=issued)
 
@@ -78,10 +82,11 @@ class Authority:
         return TokenLogin(user=user, access_token=token, claims=claims)
 
     async def session_principal(self, session_id: str) -> Principal:
-        """The user behind a session id; roles and lock state are read fresh every time."""
+        """The user behind a session id; roles, lock state and password changes are read
+        fresh every time."""
         record = await self.sessions.resolve(session_id)
         user = await self.accounts.get(record.user_id)
-        if user is None or user.locked:
+        if user is None or user.locked or user.password_changed_at != record.password_changed_at:
             await self.sessions.end(session_id)
             raise NotAuthenticated("The session is not valid.")
         return Principal(
@@ -108,10 +113,15 @@ class Authority:
     ) -> IssuedSession | None:
         """Change the password and end every other session of the user.
 
-        A session-authenticated caller keeps a session under a new id (returned)."""
-        await self.accounts.change_password(principal.user_id, current, new)
+        Storing the new password is what invalidates the other sessions (each carries the
+        password epoch it was proved under), so a failure after it, or a login racing with
+        it, leaves no session alive. Deleting their records is clean-up. A
+        session-authenticated caller keeps a session under a new id (returned)."""
+        user = await self.accounts.change_password(principal.user_id, current, new)
         if session_id is None or principal.session is None:
-            await self.sessions.end_all_for_user(principal.user_id)
+            await self.sessions.end_all_for_user(user.id)
             return None
-        await self.sessions.end_all_for_user(principal.user_id, keep=session_id)
-        return await self.sessions.rotate(session_id, principal.session)
+        await self.sessions.end_all_for_user(user.id, keep=session_id)
+        return await self.sessions.rotate(
+            session_id, principal.session, password_changed_at=user.password_changed_at
+        )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,12 +56,26 @@ class Settings(BaseSettings):
     session_touch_interval: int = Field(default=60, ge=0)
     argon2_profile: ProfileName = "rfc9106-low-memory"
     hash_workers: int = Field(default_factory=_default_hash_workers, ge=1, le=64)
+    hash_queue: int = Field(
+        default=32, ge=1, le=10_000, description="Password hashes waiting at most; then 503."
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a client has to send a request body."
+    )
     max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
     master_key_file: Path | None = Field(
         default=None, description="Defaults to DATA_DIR/master.key, made on first start."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "json"
+
+    @model_validator(mode="after")
+    def _touch_within_idle(self) -> Settings:
+        if self.session_touch_interval >= self.session_idle_timeout:
+            raise ValueError("session_touch_interval must be shorter than session_idle_timeout")
+        if self.session_idle_timeout > self.session_absolute_lifetime:
+            raise ValueError("session_idle_timeout must not exceed session_absolute_lifetime")
+        return self
 
     @field_validator("public_url", "issuer")
     @classmethod
@@ -101,8 +116,13 @@ class Settings(BaseSettings):
 
 
 def prepare_data_dir(path: Path) -> None:
-    """Create the data directory owner-only; it holds the master key and the database."""
+    """Create the data directory owner-only, or refuse one that others can enter: it holds
+    the master key and the database (password hashes, sealed keys)."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"The data directory {path} is open to other users; run: chmod 700 {path}"
+        )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

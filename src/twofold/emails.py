@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from email_validator import EmailNotValidError, validate_email
 
 from twofold.errors import InvalidEmail
@@ -18,7 +20,9 @@ def normalize_email(address: str) -> str:
     """
     if not isinstance(address, str):
         raise InvalidEmail()
-    address = address.strip()
+    # NFKC first: a full-width or ligature spelling of an address is the same address, not
+    # a second account that looks identical to the first.
+    address = unicodedata.normalize("NFKC", address.strip())
     if len(address) > MAX_EMAIL_LENGTH:
         raise InvalidEmail()
     try:

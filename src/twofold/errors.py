@@ -101,6 +101,13 @@ class StoreUnavailable(TwofoldError):
     default_detail = "The service is temporarily unavailable."
 
 
+class Busy(TwofoldError):
+    """The server is saturated (e.g. password hashing); the caller should retry shortly."""
+
+    code = "busy"
+    default_detail = "The server is busy; try again in a moment."
+
+
 class ConfigurationError(TwofoldError):
     code = "configuration_error"
     default_detail = "The configuration is invalid."

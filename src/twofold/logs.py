@@ -39,5 +39,8 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # Our access log below replaces uvicorn's, which would print query strings.
+    # Any client can make the multipart parser warn; those lines would let strangers write
+    # to our log at will.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    # Our access log replaces uvicorn's, which would print query strings.
     logging.getLogger("uvicorn.access").disabled = True

@@ -47,10 +47,21 @@ class MasterKey:
             return cls(_decode(path.read_text(encoding="ascii").strip(), str(path)))
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = secrets.token_bytes(KEY_BYTES)
-        # O_EXCL: two instances starting at once must not overwrite each other's key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(base64.urlsafe_b64encode(secret).decode("ascii") + "\n")
+        # Written whole to a private name, then linked into place: link() fails if the key
+        # exists, so two instances starting at once agree on one key, and nobody ever reads
+        # a half-written file.
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(base64.urlsafe_b64encode(secret).decode("ascii") + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(draft, path)
+        except FileExistsError:
+            return cls.load_or_create(path)
+        finally:
+            draft.unlink(missing_ok=True)
         return cls(secret)
 
     def derive(self, purpose: str, length: int = KEY_BYTES) -> bytes:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Literal, TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from twofold.errors import ConfigurationError, WeakPassword
+from twofold.errors import Busy, ConfigurationError, WeakPassword
+
+_T = TypeVar("_T")
 
 ProfileName = Literal["owasp-minimum", "rfc9106-low-memory"]
 
@@ -87,7 +89,7 @@ class PasswordHasher:
     from taking every core away from the requests that only check a session or a token.
     """
 
-    def __init__(self, profile: Argon2Profile, *, workers: int = 1) -> None:
+    def __init__(self, profile: Argon2Profile, *, workers: int = 1, max_pending: int = 32) -> None:
         if not profile.at_least_owasp_minimum():
             raise ConfigurationError("Argon2 parameters are below the OWASP minimum.")
         self.profile = profile
@@ -98,22 +100,29 @@ class PasswordHasher:
             type=argon2.Type.ID,
         )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        # A queue without a bound lets a flood of logins delay every honest login by
+        # minutes; past this many waiting or running jobs the caller is told to come back.
+        self._max_pending = max_pending
+        self._pending = 0
         # Verified against when the account does not exist, so that an unknown e-mail costs
         # the same time as a wrong password (SECURITY.md P2).
         self._dummy_hash = self._hasher.hash("twofold dummy password for timing equality")
 
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, self._hasher.hash, normalize_password(password)
-        )
+        return await self._run(self._hasher.hash, normalize_password(password))
 
     async def verify(self, encoded: str, password: str) -> bool:
         """True if ``password`` matches ``encoded``; a corrupt hash raises, it is not a miss."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, self._verify_sync, encoded, normalize_password(password)
-        )
+        return await self._run(self._verify_sync, encoded, normalize_password(password))
+
+    async def _run(self, function: Callable[..., _T], *args: str) -> _T:
+        if self._pending >= self._max_pending:
+            raise Busy("Too many logins at once; try again in a moment.")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        finally:
+            self._pending -= 1
 
     async def burn(self, password: str) -> None:
         """Spend the time of one verification on a dummy hash."""

@@ -47,7 +47,9 @@ class Runtime:
                 store, master_key.sealer(), settings.signing_algorithm, clock
             )
             hasher = PasswordHasher(
-                ARGON2_PROFILES[settings.argon2_profile], workers=settings.hash_workers
+                ARGON2_PROFILES[settings.argon2_profile],
+                workers=settings.hash_workers,
+                max_pending=settings.hash_queue,
             )
             sessions = SessionManager(
                 store,

@@ -60,12 +60,14 @@ class SessionManager:
         self,
         user_id: str,
         *,
+        password_changed_at: float,
         client_address: str | None,
         user_agent: str | None,
         replacing: str | None = None,
     ) -> IssuedSession:
-        """A fresh session. ``replacing`` (the id the client came with) is ended, so an id
-        planted before login never becomes authenticated (S3, no fixation)."""
+        """A fresh session for a user who just proved the password last changed at
+        ``password_changed_at``. ``replacing`` (the id the client came with) is ended, so an
+        id planted before login never becomes authenticated (S3, no fixation)."""
         if replacing is not None:
             await self.end(replacing)
         now = self._clock.now()
@@ -73,6 +75,7 @@ class SessionManager:
             user_id,
             created_at=now,
             absolute_expires_at=now + self.policy.absolute_lifetime,
+            password_changed_at=password_changed_at,
             client_address=client_address,
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
         )
@@ -96,7 +99,9 @@ class SessionManager:
             record = replace(record, last_seen_at=now, idle_expires_at=idle)
         return record
 
-    async def rotate(self, session_id: str, record: SessionRecord) -> IssuedSession:
+    async def rotate(
+        self, session_id: str, record: SessionRecord, *, password_changed_at: float | None = None
+    ) -> IssuedSession:
         """A new id for the same login (privilege change, re-authentication); the old id dies.
 
         The login's absolute deadline is kept: rotation is not a new login. A session
@@ -107,6 +112,9 @@ class SessionManager:
             record.user_id,
             created_at=record.created_at,
             absolute_expires_at=record.absolute_expires_at,
+            password_changed_at=(
+                record.password_changed_at if password_changed_at is None else password_changed_at
+            ),
             client_address=record.client_address,
             user_agent=record.user_agent,
         )
@@ -129,6 +137,7 @@ class SessionManager:
         *,
         created_at: float,
         absolute_expires_at: float,
+        password_changed_at: float,
         client_address: str | None,
         user_agent: str | None,
     ) -> IssuedSession:
@@ -143,6 +152,7 @@ class SessionManager:
             absolute_expires_at=absolute_expires_at,
             client_address=client_address,
             user_agent=user_agent,
+            password_changed_at=password_changed_at,
         )
         await self._store.put_session(record)
         return IssuedSession(id=session_id, record=record)

@@ -34,7 +34,7 @@ def test_pages_send_strict_security_headers(live: LiveServer) -> None:
             assert "frame-ancestors 'none'" in csp
             assert "script-src" not in csp
             assert page.headers["x-content-type-options"] == "nosniff"
-            assert page.headers["referrer-policy"] == "no-referrer"
+            assert page.headers["referrer-policy"] == "same-origin"
             assert "<script" not in page.text
             assert "style=" not in page.text
 
@@ -139,3 +139,34 @@ def test_output_is_escaped(live: LiveServer) -> None:
             },
         )
     assert "<img src=x" not in bad.text
+
+
+def test_forms_posted_as_a_browser_does_are_accepted(live: LiveServer) -> None:
+    """A browser sends its own Origin on same-origin form posts: that is accepted, and
+    'Origin: null' (what no-referrer pages cause) is refused (B1)."""
+    email = live.register()
+    with live.client() as client:
+        token = form_token(client.get("/login"))
+        fields = {"email": email, "password": PASSWORD, "csrf_token": token}
+        null = client.post("/login", data=fields, headers={"Origin": "null"})
+        assert null.status_code == 403
+        token = form_token(client.get("/login"))
+        fields["csrf_token"] = token
+        own = client.post("/login", data=fields, headers={"Origin": live.url})
+        assert own.status_code == 303
+
+
+def test_form_login_replaces_an_existing_session(live: LiveServer) -> None:
+    """Logging in through the form with a session cookie set ends that session (S3)."""
+    email = live.register()
+    with live.client() as client:
+        page_login(live, client, email)
+        first = client.cookies["twofold_session"]
+        client.cookies.clear()
+        client.cookies.set("twofold_session", first, domain="127.0.0.1")
+        token = form_token(client.get("/register"))
+        client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+        second = client.cookies["twofold_session"]
+    assert second != first
+    with live.client(cookies={"twofold_session": first}) as replay:
+        assert replay.get("/auth/me").status_code == 401

@@ -39,6 +39,7 @@ def make_session(user_id: str, **changes: Any) -> SessionRecord:
         absolute_expires_at=T0 + 86400,
         client_address="203.0.113.7",
         user_agent="Mozilla/5.0 (conformance)",
+        password_changed_at=T0,
     )
     return dataclasses.replace(record, **changes)
 

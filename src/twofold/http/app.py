@@ -60,7 +60,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         StaticFiles(directory=str(files("twofold.http") / "static")),
         name="static",
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
+    )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Outcome = Literal["ok", "too_large", "gone"]
 
 # Past this, a body is refused without being read, and the connection closed.
 DRAIN_LIMIT = 1024 * 1024
@@ -33,11 +36,13 @@ class BodyLimitMiddleware:
             return
         try:
             async with asyncio.timeout(self.timeout):
-                body, too_large = await self._read(receive)
+                body, outcome = await self._read(receive)
         except TimeoutError:
             await _refuse(send, 408, "request_timeout", "The request body came too slowly.")
             return
-        if too_large:
+        if outcome == "gone":
+            return  # the client left mid-body: a partial body must never reach a route
+        if outcome == "too_large":
             await _refuse(send, 413, "body_too_large", "The request body is too large.")
             return
 
@@ -52,23 +57,23 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> tuple[bytes, bool]:
-        """The body, and whether it was too large. A body over the limit is still read (and
+    async def _read(self, receive: Receive) -> tuple[bytes, Outcome]:
+        """The body and how reading it ended. A body over the limit is still read (and
         dropped) up to ``DRAIN_LIMIT``, so that the client reads our 413 instead of a reset."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b"".join(chunks), False
+                return b"", "gone"
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > DRAIN_LIMIT:
-                return b"", True
+                return b"", "too_large"
             if size <= self.max_bytes:
                 chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks), size > self.max_bytes
+                return b"".join(chunks), "too_large" if size > self.max_bytes else "ok"
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from twofold import errors
+from twofold.http.security_headers import API_HEADERS
 
 log = logging.getLogger("twofold.http")
 
@@ -26,6 +27,7 @@ STATUS: dict[type[errors.TwofoldError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.StoreUnavailable: 503,
+    errors.Busy: 503,
     errors.ConfigurationError: 500,
 }
 
@@ -53,14 +55,19 @@ def www_authenticate(exc: errors.TwofoldError) -> str:
 async def _twofold_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.TwofoldError)
     status = status_for(exc)
+    detail = exc.detail
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = www_authenticate(exc)
     elif status == 503:
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = "1" if isinstance(exc, errors.Busy) else "5"
+        if isinstance(exc, errors.StoreUnavailable):
+            # The driver's words stay in the log; the caller learns only to come back.
+            log.warning("store unavailable", extra={"reason": exc.detail})
+            detail = errors.StoreUnavailable.default_detail
     elif status == 500:
         log.error("configuration error", extra={"code": exc.code})
-    response = error_response(status, exc.code, exc.detail, headers)
+    response = error_response(status, exc.code, detail, headers)
     if isinstance(exc, errors.NotAuthenticated) and not isinstance(exc, errors.InvalidToken):
         _clear_dead_session_cookie(request, response)
     return response
@@ -97,7 +104,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
-    return error_response(500, "internal_error", "An unexpected error occurred.")
+    # This answer is sent by Starlette's outermost middleware, past our header middleware.
+    return error_response(
+        500, "internal_error", "An unexpected error occurred.", headers=API_HEADERS
+    )
 
 
 def install(app: FastAPI) -> None:

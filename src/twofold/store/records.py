@@ -31,6 +31,10 @@ class SessionRecord:
     absolute_expires_at: float
     client_address: str | None
     user_agent: str | None
+    # The user's ``password_changed_at`` when the password was last proved for this
+    # session: a later password change makes the session invalid at once, even one that a
+    # login racing with the change stored after the change ended the others.
+    password_changed_at: float
 
 
 @dataclass(frozen=True, slots=True)

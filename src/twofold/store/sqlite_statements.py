@@ -39,8 +39,8 @@ REHASH_USER = "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash
 # first) is also PostgreSQL's syntax.
 PUT_SESSION = """
 INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, idle_expires_at,
-                      absolute_expires_at, client_address, user_agent)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                      absolute_expires_at, client_address, user_agent, password_changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id_hash) DO UPDATE SET
     user_id = excluded.user_id,
     created_at = excluded.created_at,
@@ -48,11 +48,12 @@ ON CONFLICT (id_hash) DO UPDATE SET
     idle_expires_at = excluded.idle_expires_at,
     absolute_expires_at = excluded.absolute_expires_at,
     client_address = excluded.client_address,
-    user_agent = excluded.user_agent
+    user_agent = excluded.user_agent,
+    password_changed_at = excluded.password_changed_at
 """
 GET_SESSION = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent
+       client_address, user_agent, password_changed_at
 FROM sessions WHERE id_hash = ?
 """
 TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id_hash = ?"
@@ -61,7 +62,7 @@ DELETE_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
 DELETE_USER_SESSIONS = "DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?"
 LIST_USER_SESSIONS = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent
+       client_address, user_agent, password_changed_at
 FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id_hash DESC
 """
 # DELETE ... LIMIT needs a compile-time option; the sub-select bounds the batch anywhere.
@@ -122,6 +123,7 @@ def session_params(record: SessionRecord) -> tuple[Any, ...]:
         record.absolute_expires_at,
         record.client_address,
         record.user_agent,
+        record.password_changed_at,
     )
 
 

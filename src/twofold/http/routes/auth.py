@@ -117,13 +117,14 @@ async def me(request: Request) -> Response:
 
 @router.post("/logout", status_code=204, responses=ERRORS)
 async def logout(request: Request) -> Response:
-    """End the current session and clear its cookie."""
+    """End the current session and clear its cookie. With a Bearer token this ends
+    nothing yet: access tokens live out their short lifetime (revocation comes next)."""
     context = web(request)
     caller = await authenticate(request)
+    response = Response(status_code=204)
     if caller.session_id is not None:
         await context.runtime.authority.logout_session(caller.session_id)
-    response = Response(status_code=204)
-    context.cookies.clear(response, context.cookies.session_name)
+        context.cookies.clear(response, context.cookies.session_name)
     return response
 
 

@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("absolute_expires_at", sa.Double(), nullable=False),
         sa.Column("client_address", sa.Text(), nullable=True),
         sa.Column("user_agent", sa.Text(), nullable=True),
+        sa.Column("password_changed_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id_hash", name="pk_sessions"),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name="fk_sessions_user_id_users", ondelete="CASCADE"
