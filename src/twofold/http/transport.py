@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from twofold.errors import InvalidToken
+from twofold.sessions import IssuedSession
 
 MAX_BEARER_LENGTH = 8192
 
@@ -40,6 +41,12 @@ class CookiePolicy:
             httponly=True,
             samesite="lax",
         )
+
+    def set_session(self, response: Response, issued: IssuedSession) -> None:
+        """The session cookie, living as long as the session can at most."""
+        record = issued.record
+        remaining = int(record.absolute_expires_at - record.last_seen_at)
+        self.set(response, self.session_name, issued.id, max_age=max(0, remaining))
 
     def clear(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="lax")

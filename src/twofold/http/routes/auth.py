@@ -85,12 +85,7 @@ async def login(body: LoginIn, request: Request) -> Response:
         expires_at=rfc3339(record.absolute_expires_at),
     )
     response = JSONResponse(payload.model_dump())
-    context.cookies.set(
-        response,
-        context.cookies.session_name,
-        result.session.id,
-        max_age=int(record.absolute_expires_at - record.created_at),
-    )
+    context.cookies.set_session(response, result.session)
     return response
 
 
@@ -146,10 +141,5 @@ async def change_password(body: PasswordChangeIn, request: Request) -> Response:
     response = JSONResponse(
         PasswordChangeOut(csrf_token=context.csrf.token_for(issued.id)).model_dump()
     )
-    context.cookies.set(
-        response,
-        context.cookies.session_name,
-        issued.id,
-        max_age=max(0, int(issued.record.absolute_expires_at - issued.record.last_seen_at)),
-    )
+    context.cookies.set_session(response, issued)
     return response

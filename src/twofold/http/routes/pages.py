@@ -106,13 +106,7 @@ async def login_form(request: Request) -> Response:
     except AuthenticationFailed as exc:
         return _anonymous_page(request, "login.html", 401, email=email, error=exc.detail)
     response = RedirectResponse("/", status_code=303)
-    record = result.session.record
-    context.cookies.set(
-        response,
-        context.cookies.session_name,
-        result.session.id,
-        max_age=int(record.absolute_expires_at - record.created_at),
-    )
+    context.cookies.set_session(response, result.session)
     return response
 
 
