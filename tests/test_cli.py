@@ -35,7 +35,7 @@ def test_user_add_reads_the_password_from_stdin_and_lists(tmp_path: Path) -> Non
     listed = runner.invoke(app, ["user", "list", "--data-dir", data], env=FAST)
     assert listed.exit_code == 0, listed.output
     assert "admin@example.com" in listed.output
-    assert "user, admin" in listed.output
+    assert "user,admin" in listed.output
     assert PASSWORD not in added.output + listed.output
 
 
@@ -125,3 +125,32 @@ def test_serve_runs_on_defaults_and_keeps_secrets_private(tmp_path: Path) -> Non
         assert secret not in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line.get("path") == "/auth/login" for line in lines)
+
+
+def test_user_list_is_tab_separated_when_piped_and_needs_a_database(tmp_path: Path) -> None:
+    """Piped output is one tab-separated line per user with the whole id; a data directory
+    with no database is an error, not an empty list from a new store."""
+    data = str(tmp_path / "data")
+    runner.invoke(
+        app, ["user", "add", "a@example.com", "--data-dir", data], input=PASSWORD + "\n", env=FAST
+    )
+    listed = runner.invoke(app, ["user", "list", "--data-dir", data], env=FAST)
+    fields = listed.output.strip().split("\t")
+    assert len(fields) == 4
+    assert len(fields[0]) == 36
+    assert fields[1:] == ["a@example.com", "user", "active"]
+    missing = runner.invoke(app, ["user", "list", "--data-dir", str(tmp_path / "elsewhere")])
+    assert missing.exit_code == 1
+    assert "no database" in missing.output
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_serve_refuses_a_bad_start_with_one_line(tmp_path: Path) -> None:
+    """A data directory others can read stops `serve` with a message, not a traceback."""
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o755)
+    result = runner.invoke(app, ["serve", "--data-dir", str(open_dir), "--port", "1"], env=FAST)
+    assert result.exit_code == 1
+    assert "chmod 700" in result.output
+    assert "Traceback" not in result.output

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,6 +14,11 @@ from rich.table import Table
 
 from twofold.config import Settings, load_settings, prepare_data_dir
 from twofold.errors import TwofoldError
+from twofold.runtime import Runtime
+from twofold.store.factory import sqlite_path
+from twofold.store.records import User
+
+_T = TypeVar("_T")
 
 app = typer.Typer(help="Twofold: sessions and JWTs side by side.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -59,6 +65,9 @@ def serve(
     from twofold.logs import configure
 
     settings = _settings(config, host=host, port=port, data_dir=data_dir, database_url=database_url)
+    # Start the core once before the server does: a bad data directory, master key or
+    # database URL is then a one-line error here, not a traceback from inside uvicorn.
+    _with_runtime(settings, _nothing)
     configure(settings.log_level, settings.log_format)
     console.print(
         f"Twofold listening on [bold]http://{settings.host}:{settings.port}[/bold] "
@@ -80,12 +89,14 @@ def migrate(
     data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
 ) -> None:
     """Bring the database schema to the current version."""
+    from twofold.store.factory import store_from_url
     from twofold.store.migrate import current_revision, upgrade
 
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     url = settings.effective_database_url
-    prepare_data_dir(settings.data_dir)
     try:
+        store_from_url(url)  # refuses an unsupported scheme before Alembic tries a driver
+        prepare_data_dir(settings.data_dir)
         upgrade(url)
     except TwofoldError as exc:
         raise _fail(exc) from None
@@ -108,20 +119,10 @@ def user_add(
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     roles = tuple(dict.fromkeys(["user", *(role or [])]))
 
-    async def run() -> bool:
-        from twofold.runtime import Runtime
+    async def add(runtime: Runtime) -> bool:
+        return await runtime.authority.accounts.register(email, password, roles) is not None
 
-        runtime = await Runtime.start(settings)
-        try:
-            created = await runtime.authority.accounts.register(email, password, roles)
-        finally:
-            await runtime.close()
-        return created is not None
-
-    try:
-        created = asyncio.run(run())
-    except TwofoldError as exc:
-        raise _fail(exc) from None
+    created = _with_runtime(settings, add)
     if not created:
         console.print("[red]error:[/red] that e-mail address is already registered.")
         raise typer.Exit(1)
@@ -132,25 +133,24 @@ def user_add(
 def user_list(
     data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
 ) -> None:
-    """List accounts."""
+    """List accounts (tab-separated when the output is not a terminal)."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    url = settings.effective_database_url
+    if url.startswith("sqlite:") and not sqlite_path(url).exists():
+        console.print(f"[red]error:[/red] no database at {sqlite_path(url)}; pass --data-dir.")
+        raise typer.Exit(1)
 
-    async def run() -> list[tuple[str, str, str, str]]:
-        from twofold.runtime import Runtime
+    async def users(runtime: Runtime) -> list[User]:
+        return await runtime.authority.accounts.list(limit=10_000)
 
-        runtime = await Runtime.start(settings)
-        try:
-            users = await runtime.authority.accounts.list(limit=10_000)
-        finally:
-            await runtime.close()
-        return [
-            (u.id, u.email, ", ".join(u.roles), "locked" if u.locked else "active") for u in users
-        ]
-
-    try:
-        rows = asyncio.run(run())
-    except TwofoldError as exc:
-        raise _fail(exc) from None
+    rows = [
+        (u.id, u.email, ",".join(u.roles), "locked" if u.locked else "active")
+        for u in _with_runtime(settings, users)
+    ]
+    if not sys.stdout.isatty():
+        for row in rows:
+            typer.echo("\t".join(row))
+        return
     table = Table("id", "e-mail", "roles", "state")
     for row in rows:
         table.add_row(*row)
@@ -166,6 +166,26 @@ def openapi() -> None:
 
     document = create_app(Settings()).openapi()
     typer.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+async def _nothing(runtime: Runtime) -> None:
+    return None
+
+
+def _with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[_T]]) -> _T:
+    """Run ``action`` against a started runtime; Twofold errors become one-line messages."""
+
+    async def run() -> _T:
+        runtime = await Runtime.start(settings)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(run())
+    except TwofoldError as exc:
+        raise _fail(exc) from None
 
 
 def _describe_store(settings: Settings) -> str:

@@ -134,10 +134,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return _load(config_file, {k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         # Name the option and the rule, never the value (it may be a secret).
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigurationError(f"Invalid settings: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {message}" if where else message
 
 
 def _load(config_file: Path | None, given: dict[str, Any]) -> Settings:

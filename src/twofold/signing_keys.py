@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from twofold.clock import Clock
 from twofold.jose.keyring import KeyRing
 from twofold.jose.keys import Algorithm, JoseKey
 from twofold.masterkey import KeySealer
 from twofold.store.base import KeyStore
 from twofold.store.records import StoredKey
+
+log = logging.getLogger("twofold.keys")
 
 
 async def load_keyring(
@@ -25,8 +29,13 @@ async def load_keyring(
         JoseKey.from_material(key.kid, _algorithm(key.alg), sealer.open(key.material, key.kid))
         for key in stored
     ]
-    active = [key.kid for key in stored if key.state == "active"]
-    return KeyRing(keys, signing_kid=active[-1])
+    active = [key for key in stored if key.state == "active"]
+    if active[-1].alg != algorithm:
+        log.warning(
+            "signing_algorithm differs from the active key; keeping the key",
+            extra={"configured": algorithm, "active": active[-1].alg, "kid": active[-1].kid},
+        )
+    return KeyRing(keys, signing_kid=active[-1].kid)
 
 
 async def _create_key(

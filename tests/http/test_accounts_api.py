@@ -178,7 +178,10 @@ def test_unknown_routes_and_methods_answer_json(live: LiveServer) -> None:
 
 
 def test_health_and_readiness(live: LiveServer) -> None:
-    """/healthz answers while the process lives; /readyz when the store answers."""
+    """/healthz answers while the process lives; /readyz when the store answers; both
+    answer HEAD, which many health checkers send."""
     with live.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"status": "ready"}
+        assert client.head("/healthz").status_code == 200
+        assert client.head("/readyz").status_code == 200

@@ -58,16 +58,19 @@ def session_cookie(request: Request, policy: CookiePolicy) -> str | None:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The Bearer token of the Authorization header (RFC 6750 section 2.1), or None if absent.
+    """The Bearer token of the Authorization header (RFC 6750 section 2.1), or None if there
+    is none: another scheme (Basic, say) carries no Bearer credentials (section 3.1).
 
-    A header that is present but not a well-formed Bearer credential is an invalid token.
+    A Bearer header that is not a well-formed token is an invalid token.
     """
     header = request.headers.get("authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
+    if not token or " " in token:
         raise InvalidToken("malformed")
     if len(token) > MAX_BEARER_LENGTH:
         raise InvalidToken("oversized")

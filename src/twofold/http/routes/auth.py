@@ -137,7 +137,7 @@ async def change_password(body: PasswordChangeIn, request: Request) -> Response:
         session_id=caller.session_id,
     )
     if issued is None:
-        return JSONResponse(PasswordChangeOut().model_dump())
+        return JSONResponse({})
     response = JSONResponse(
         PasswordChangeOut(csrf_token=context.csrf.token_for(issued.id)).model_dump()
     )

@@ -13,14 +13,18 @@ router = APIRouter(tags=["operations"])
 _OK = b'{"status":"ok"}'
 
 
+# Health checkers often send HEAD: answered like GET, left out of the OpenAPI document.
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", response_model=HealthOut)
 async def healthz() -> Response:
     """The process answers."""
     return Response(_OK, media_type="application/json")
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": ErrorOut}})
 async def readyz(request: Request) -> Response:
     """The store answers; otherwise 503 (StoreUnavailable is mapped by the error layer)."""
     await web(request).runtime.store.ping()
     return JSONResponse({"status": "ready"})
+

@@ -158,7 +158,12 @@ async def logout_form(request: Request) -> Response:
     session_id = session_cookie(request, context.cookies)
     response = RedirectResponse("/login", status_code=303)
     if session_id is not None:
-        context.csrf.check(request, session_id, await _form_field(request, FORM_FIELD))
+        try:
+            context.csrf.check(request, session_id, await _form_field(request, FORM_FIELD))
+        except CsrfFailed:
+            # A stale tab's form: back to the profile, whose fresh form works (or, if the
+            # session is gone, on to the login page). Nothing was ended.
+            return RedirectResponse("/", status_code=303)
         await context.runtime.authority.logout_session(session_id)
     context.cookies.clear(response, context.cookies.session_name)
     return response
