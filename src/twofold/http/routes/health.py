@@ -27,4 +27,3 @@ async def readyz(request: Request) -> Response:
     """The store answers; otherwise 503 (StoreUnavailable is mapped by the error layer)."""
     await web(request).runtime.store.ping()
     return JSONResponse({"status": "ready"})
-
