@@ -176,149 +176,128 @@ Forger = Callable[[LiveServer], str]
 
 FORGERIES: list[Any] = [
     pytest.param(
-        lambda live: forge(_header(live), _claims(live), _server_key(live)), "", id="control"
-    ),
-    pytest.param(
         lambda live: forge(_header(live, alg="none"), _claims(live), None),
-        "invalid_token",
         id="alg-none",
     ),
     pytest.param(
         lambda live: forge(_header(live, alg="none"), _claims(live), None).rstrip("."),
-        "invalid_token",
         id="alg-none-two-segments",
     ),
-    pytest.param(_hs256_with_public_key, "invalid_token", id="hs256-keyed-with-public-key"),
+    pytest.param(_hs256_with_public_key, id="hs256-keyed-with-public-key"),
     pytest.param(
         lambda live: forge(
             _header(live), _claims(live), JoseKey.generate("ES256", kid=_server_key(live).kid)
         ),
-        "invalid_token",
         id="foreign-key-same-kid",
     ),
     pytest.param(
         lambda live: forge(_header(live, kid="../../etc/passwd"), _claims(live), _server_key(live)),
-        "invalid_token",
         id="kid-path",
     ),
     pytest.param(
         lambda live: forge(_header(live, kid=...), _claims(live), _server_key(live)),
-        "invalid_token",
         id="no-kid",
     ),
     pytest.param(
         lambda live: forge(
             _header(live, jku="http://127.0.0.1:1/jwks"), _claims(live), _server_key(live)
         ),
-        "invalid_token",
         id="jku",
     ),
     pytest.param(
         lambda live: forge(
             _header(live, jwk=_server_key(live).public_jwk()), _claims(live), _server_key(live)
         ),
-        "invalid_token",
         id="embedded-jwk",
     ),
     pytest.param(
         lambda live: forge(_header(live, crit=["exp"]), _claims(live), _server_key(live)),
-        "invalid_token",
         id="crit",
     ),
     pytest.param(
         lambda live: forge(_header(live, typ="JWT"), _claims(live), _server_key(live)),
-        "invalid_token",
         id="typ-jwt",
     ),
     pytest.param(
         lambda live: forge(_header(live, typ=...), _claims(live), _server_key(live)),
-        "invalid_token",
         id="no-typ",
     ),
     pytest.param(
         lambda live: forge(
             _header(live), _claims(live, exp=int(live.clock.now()) - 3600), _server_key(live)
         ),
-        "invalid_token",
         id="expired",
     ),
     pytest.param(
         lambda live: forge(_header(live), _claims(live, exp=...), _server_key(live)),
-        "invalid_token",
         id="no-exp",
     ),
     pytest.param(
         lambda live: forge(_header(live), _claims(live, exp="tomorrow"), _server_key(live)),
-        "invalid_token",
         id="exp-string",
     ),
     pytest.param(
         lambda live: forge(_header(live), _claims(live, exp=True), _server_key(live)),
-        "invalid_token",
         id="exp-bool",
     ),
     pytest.param(
         lambda live: forge(_header(live), _claims(live, exp=1e400), _server_key(live)),
-        "invalid_token",
         id="exp-infinite",
     ),
     pytest.param(
         lambda live: forge(
             _header(live), _claims(live, nbf=int(live.clock.now()) + 3600), _server_key(live)
         ),
-        "invalid_token",
         id="not-yet-valid",
     ),
     pytest.param(
         lambda live: forge(_header(live), _claims(live, aud="another-api"), _server_key(live)),
-        "invalid_token",
         id="wrong-audience",
     ),
     pytest.param(
         lambda live: forge(
             _header(live), _claims(live, iss="https://evil.example"), _server_key(live)
         ),
-        "invalid_token",
         id="wrong-issuer",
     ),
     pytest.param(
         lambda live: _tamper(forge(_header(live), _claims(live), _server_key(live))),
-        "invalid_token",
         id="tampered-payload",
     ),
     pytest.param(
         lambda live: forge(_header(live), _claims(live), _server_key(live))[:-4] + "AAAA",
-        "invalid_token",
         id="tampered-signature",
     ),
-    pytest.param(lambda live: "a.b", "invalid_token", id="two-segments"),
-    pytest.param(lambda live: "a.b.c.d", "invalid_token", id="four-segments"),
-    pytest.param(lambda live: "e30.e30.", "invalid_token", id="empty-object-unsigned"),
-    pytest.param(lambda live: "!!!.???.***", "invalid_token", id="not-base64"),
-    pytest.param(lambda live: "x" * 20_000, "invalid_token", id="oversized"),
+    pytest.param(lambda live: "a.b", id="two-segments"),
+    pytest.param(lambda live: "a.b.c.d", id="four-segments"),
+    pytest.param(lambda live: "e30.e30.", id="empty-object-unsigned"),
+    pytest.param(lambda live: "!!!.???.***", id="not-base64"),
+    pytest.param(lambda live: "x" * 20_000, id="oversized"),
     pytest.param(
         lambda live: b64url_encode(b"[" * 5000) + ".e30.AAAA",
-        "invalid_token",
         id="deeply-nested-header",
     ),
 ]
 
 
-@pytest.mark.parametrize(("make", "error"), FORGERIES)
-def test_forged_and_malformed_tokens_are_refused(
-    live: LiveServer, make: Forger, error: str
-) -> None:
+def test_a_properly_signed_token_passes(live: LiveServer) -> None:
+    """The control for the catalogue below: the forger's helpers make valid tokens."""
+    token = forge(_header(live), _claims(live), _server_key(live))
+    with live.client() as client:
+        answer = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("make", FORGERIES)
+def test_forged_and_malformed_tokens_are_refused(live: LiveServer, make: Forger) -> None:
     """Every forged or malformed token gets 401 invalid_token with an RFC 6750 challenge
-    (T1-T7); the control, signed properly, passes."""
+    (T1-T7)."""
     token = make(live)
     with live.client() as client:
         answer = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
-    if not error:
-        assert answer.status_code == 200, answer.text
-        return
     assert answer.status_code == 401, answer.text
     assert answer.headers["content-type"] == "application/json"
-    assert answer.json()["error"] == error
+    assert answer.json()["error"] == "invalid_token"
     challenge = answer.headers["www-authenticate"]
     assert challenge.startswith('Bearer realm="twofold", error="invalid_token"')
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
 from twofold.jose.b64 import b64url_encode
 from twofold.jose.keys import JoseKey
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "https://api.example.test"
 NOW = 1_800_000_000.0
+
+
+def pkcs8(private: Any) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM, the material JoseKey loads."""
+    pem: bytes = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem
 
 
 def sign_raw(

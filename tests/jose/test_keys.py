@@ -10,19 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from tests.jose.forge import pkcs8
 from twofold.errors import ConfigurationError
 from twofold.jose.b64 import b64url_decode, b64url_encode
 from twofold.jose.jwk import PRIVATE_MEMBERS
 from twofold.jose.keys import Algorithm, JoseKey
-
-
-def _pkcs8(private: Any) -> bytes:
-    pem: bytes = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem
 
 
 def _public_pem(key: JoseKey) -> bytes:
@@ -160,14 +152,14 @@ def test_hmac_secret_never_accepts_key_text(keys: dict[Algorithm, JoseKey]) -> N
 def test_key_type_must_match_algorithm_exactly(alg: Algorithm, private: Any) -> None:
     """Each algorithm accepts only its own key type and curve (T2)."""
     with pytest.raises(ConfigurationError):
-        JoseKey.from_material("k", alg, _pkcs8(private()))
+        JoseKey.from_material("k", alg, pkcs8(private()))
 
 
 def test_rsa_below_2048_bits_is_rejected() -> None:
     """RSA keys under 2048 bits are refused from PEM, from JWK and for generation (T4)."""
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
     with pytest.raises(ConfigurationError):
-        JoseKey.from_material("k", "RS256", _pkcs8(small))
+        JoseKey.from_material("k", "RS256", pkcs8(small))
     numbers = small.public_key().public_numbers()
     jwk = {
         "kty": "RSA",
@@ -180,7 +172,7 @@ def test_rsa_below_2048_bits_is_rejected() -> None:
         JoseKey.generate("RS256", rsa_bits=1024)
 
 
-def test_asymmetric_material_must_be_unencrypted_pkcs8(keys: dict[Algorithm, JoseKey]) -> None:
+def test_asymmetric_material_must_be_unencryptedpkcs8(keys: dict[Algorithm, JoseKey]) -> None:
     """Traditional PEM, encrypted PKCS#8, public PEM and raw bytes are refused with guidance."""
     private: Any = serialization.load_pem_private_key(keys["ES256"].to_material(), password=None)
     traditional = private.private_bytes(

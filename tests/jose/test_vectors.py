@@ -13,9 +13,9 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from tests.jose.forge import pkcs8
 from twofold.errors import InvalidToken
 from twofold.jose import jws
 from twofold.jose.b64 import b64url_decode
@@ -48,15 +48,6 @@ def _int(jwk: dict[str, str], name: str) -> int:
     return int.from_bytes(b64url_decode(jwk[name]), "big")
 
 
-def _pkcs8(private: Any) -> bytes:
-    pem: bytes = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem
-
-
 def _key_from_vector(example: dict[str, Any]) -> JoseKey:
     """Our key from the vector's private JWK, through the same material path config uses."""
     jwk = example["jwk"]
@@ -81,7 +72,7 @@ def _key_from_vector(example: dict[str, Any]) -> JoseKey:
         ).private_key()
     else:
         private = ed25519.Ed25519PrivateKey.from_private_bytes(b64url_decode(jwk["d"]))
-    return JoseKey.from_material("vector", alg, _pkcs8(private))
+    return JoseKey.from_material("vector", alg, pkcs8(private))
 
 
 def _pyjwt_key(example: dict[str, Any]) -> Any:
@@ -163,7 +154,7 @@ def test_rfc8037_ed25519_thumbprint_is_the_default_kid() -> None:
     """RFC 8037 A.3: the Ed25519 key's RFC 7638 thumbprint, which we use as its default kid."""
     (example,) = _load("rfc8037.json")["examples"]
     private = ed25519.Ed25519PrivateKey.from_private_bytes(b64url_decode(example["jwk"]["d"]))
-    key = JoseKey.from_material(None, "EdDSA", _pkcs8(private))
+    key = JoseKey.from_material(None, "EdDSA", pkcs8(private))
     assert key.kid == example["thumbprint"]
     assert thumbprint(public_members(private.public_key())) == example["thumbprint"]
 

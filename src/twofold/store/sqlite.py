@@ -148,23 +148,23 @@ class SQLiteStore:
     # -- plumbing ----------------------------------------------------------------------
 
     def _read_one(self, statement: str, params: tuple[Any, ...]) -> Any:
-        reader = self._reader
-        if reader is None:
-            raise StoreUnavailable("The SQLite store is not open.")
-        try:
-            return reader.execute(statement, params).fetchone()
-        except sqlite3.Error as exc:
-            mapped = translate_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        return self._read(statement, params, sqlite3.Cursor.fetchone)
 
     def _read_all(self, statement: str, params: tuple[Any, ...]) -> list[Any]:
+        return self._read(statement, params, sqlite3.Cursor.fetchall)
+
+    def _read(
+        self,
+        statement: str,
+        params: tuple[Any, ...],
+        fetch: Callable[[sqlite3.Cursor], _T],
+    ) -> _T:
         reader = self._reader
         if reader is None:
             raise StoreUnavailable("The SQLite store is not open.")
         try:
-            return reader.execute(statement, params).fetchall()
+            # Fetching steps the statement too, so it can fail like execute can.
+            return fetch(reader.execute(statement, params))
         except sqlite3.Error as exc:
             mapped = translate_error(exc)
             if mapped is None:
