@@ -17,7 +17,20 @@ import pytest
 from twofold.errors import Conflict
 from twofold.store.base import Store
 
-from .factories import T0, add_user, make_key, make_session, make_user, new_id_hash
+from .factories import (
+    T0,
+    add_family,
+    add_user,
+    make_audit,
+    make_client,
+    make_family,
+    make_key,
+    make_refresh_token,
+    make_revocation,
+    make_session,
+    make_user,
+    new_id_hash,
+)
 
 # -- users ---------------------------------------------------------------------------------
 
@@ -115,6 +128,39 @@ async def test_list_users_pages_with_limit_and_offset(store: Store) -> None:
     assert [u.id for u in await store.list_users(limit=3, offset=5)] == ["user-5", "user-6"]
     assert await store.list_users(limit=3, offset=7) == []
     assert await store.list_users(limit=0) == []
+
+
+async def test_set_locked_locks_and_unlocks(store: Store) -> None:
+    """set_locked flips the flag (True if the user exists) and touches nothing else."""
+    user = await add_user(store)
+    assert await store.set_locked(user.id, True) is True
+    assert await store.get_user(user.id) == dataclasses.replace(user, locked=True)
+    assert await store.set_locked(user.id, True) is True  # already locked: still a match
+    assert await store.set_locked(user.id, False) is True
+    assert await store.get_user(user.id) == user
+
+
+async def test_set_locked_unknown_user_is_false(store: Store) -> None:
+    """set_locked on an unknown id is False and creates nothing."""
+    assert await store.set_locked("nobody", True) is False
+    assert await store.get_user("nobody") is None
+
+
+async def test_set_roles_replaces_roles_in_order(store: Store) -> None:
+    """set_roles replaces the roles, order kept, and can clear them."""
+    user = await add_user(store, roles=("admin",))
+    other = await add_user(store, 1, roles=("admin",))
+    assert await store.set_roles(user.id, ("b", "a", "c")) is True
+    assert await store.get_user(user.id) == dataclasses.replace(user, roles=("b", "a", "c"))
+    assert await store.set_roles(user.id, ()) is True
+    assert await store.get_user(user.id) == dataclasses.replace(user, roles=())
+    assert await store.get_user(other.id) == other
+
+
+async def test_set_roles_unknown_user_is_false(store: Store) -> None:
+    """set_roles on an unknown id is False."""
+    assert await store.set_roles("nobody", ("admin",)) is False
+    assert await store.get_user("nobody") is None
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -260,6 +306,417 @@ async def test_concurrent_puts_all_persist(store: Store) -> None:
     assert len(await store.list_user_sessions(user.id)) == 200
 
 
+async def test_list_live_sessions_filters_expired_and_orders_by_last_seen(store: Store) -> None:
+    """Only sessions with both expiries after now, most recently seen first, ties by
+    id_hash descending."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    now = T0 + 1000
+    live = [
+        make_session(alice.id, last_seen_at=T0 + 5, idle_expires_at=now + 1),
+        make_session(bob.id, last_seen_at=T0 + 9),
+        make_session(alice.id, last_seen_at=T0 + 7, absolute_expires_at=now + 0.5),
+        make_session(bob.id, last_seen_at=T0 + 7),
+    ]
+    dead = [
+        make_session(alice.id, last_seen_at=T0 + 20, idle_expires_at=now),
+        make_session(bob.id, last_seen_at=T0 + 20, absolute_expires_at=now),
+        make_session(alice.id, last_seen_at=T0 + 20, idle_expires_at=now - 1),
+    ]
+    for record in [*live, *dead]:
+        await store.put_session(record)
+    listed = await store.list_live_sessions(now)
+    assert listed == sorted(live, key=lambda r: (r.last_seen_at, r.id_hash), reverse=True)
+    assert await store.list_live_sessions(now, limit=2) == listed[:2]
+    assert await store.list_live_sessions(now, limit=2, offset=2) == listed[2:]
+    assert await store.list_live_sessions(now, offset=4) == []
+    assert await store.list_live_sessions(T0 + 10**9) == []
+
+
+async def test_list_live_sessions_refuses_negative_paging(store: Store) -> None:
+    """A negative limit or offset is a ValueError, never "everything"."""
+    with pytest.raises(ValueError, match="negative"):
+        await store.list_live_sessions(T0, limit=-1)
+    with pytest.raises(ValueError, match="negative"):
+        await store.list_live_sessions(T0, offset=-1)
+
+
+# -- refresh-token families ----------------------------------------------------------------
+
+
+async def test_create_family_stores_family_and_first_token(store: Store) -> None:
+    """A new family and its first token come back exactly as stored."""
+    user = await add_user(store)
+    family = make_family(user.id, client_address=None, user_agent=None, created_at=T0 + 0.125)
+    first = make_refresh_token(family.id, created_at=T0 + 0.125)
+    await store.create_family(family, first)
+    assert await store.get_family(family.id) == family
+    assert await store.get_refresh_token(first.hash) == first
+
+
+async def test_create_family_is_all_or_nothing(store: Store) -> None:
+    """A first token that cannot be stored leaves no family behind (one transaction)."""
+    user = await add_user(store)
+    _, first = await add_family(store, user.id, 1)
+    second = make_family(user.id, 2)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - a duplicate hash is a caller bug
+        await store.create_family(second, make_refresh_token(second.id, hash=first.hash))
+    assert await store.get_family(second.id) is None
+    assert await store.get_refresh_token(first.hash) == first
+
+
+async def test_missing_family_and_token_are_none(store: Store) -> None:
+    """Unknown ids and hashes give None."""
+    assert await store.get_family("nope") is None
+    assert await store.get_refresh_token(new_id_hash()) is None
+
+
+async def test_spend_rotates_once(store: Store) -> None:
+    """Spending an unspent token marks it, stores the successor and slides the family."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    successor = make_refresh_token(family.id, created_at=T0 + 60.5)
+    assert await store.spend_refresh_token(first.hash, successor, T0 + 60.5, T0 + 9000.5)
+    assert await store.get_refresh_token(first.hash) == dataclasses.replace(
+        first, spent_at=T0 + 60.5, successor_hash=successor.hash
+    )
+    assert await store.get_refresh_token(successor.hash) == successor
+    assert await store.get_family(family.id) == dataclasses.replace(
+        family, last_used_at=T0 + 60.5, idle_expires_at=T0 + 9000.5
+    )
+
+
+async def test_spend_of_a_spent_token_changes_nothing(store: Store) -> None:
+    """A reused token is refused: False, no new successor, the family stays put (T8)."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    successor = make_refresh_token(family.id, created_at=T0 + 60)
+    assert await store.spend_refresh_token(first.hash, successor, T0 + 60, T0 + 9000) is True
+    spent = await store.get_refresh_token(first.hash)
+    moved = await store.get_family(family.id)
+    replay = make_refresh_token(family.id, created_at=T0 + 120)
+    assert await store.spend_refresh_token(first.hash, replay, T0 + 120, T0 + 9999) is False
+    assert await store.get_refresh_token(replay.hash) is None
+    assert await store.get_refresh_token(first.hash) == spent
+    assert await store.get_family(family.id) == moved
+
+
+async def test_spend_of_an_unknown_token_changes_nothing(store: Store) -> None:
+    """A token the store never saw is refused and no successor appears."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    successor = make_refresh_token(family.id, created_at=T0 + 60)
+    assert await store.spend_refresh_token(new_id_hash(), successor, T0 + 60, T0 + 9000) is False
+    assert await store.get_refresh_token(successor.hash) is None
+    assert await store.get_refresh_token(first.hash) == first
+    assert await store.get_family(family.id) == family
+
+
+async def test_concurrent_spends_of_one_token_admit_one(store: Store) -> None:
+    """50 racing spends of one token: exactly one wins and one successor exists (T8)."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    successors = [make_refresh_token(family.id, created_at=T0 + n) for n in range(50)]
+    results = await asyncio.gather(
+        *(store.spend_refresh_token(first.hash, s, s.created_at, T0 + 9000) for s in successors)
+    )
+    assert results.count(True) == 1
+    assert results.count(False) == 49
+    stored = [s for s in successors if await store.get_refresh_token(s.hash) is not None]
+    winner = successors[results.index(True)]
+    assert stored == [winner]
+    spent = await store.get_refresh_token(first.hash)
+    assert spent is not None
+    assert spent.successor_hash == winner.hash
+    assert spent.spent_at == winner.created_at
+
+
+async def test_successor_can_be_spent_in_turn(store: Store) -> None:
+    """Rotation chains: the successor is itself unspent and spendable once."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    second = make_refresh_token(family.id, created_at=T0 + 1)
+    third = make_refresh_token(family.id, created_at=T0 + 2)
+    assert await store.spend_refresh_token(first.hash, second, T0 + 1, T0 + 100) is True
+    assert await store.spend_refresh_token(second.hash, third, T0 + 2, T0 + 200) is True
+    assert await store.spend_refresh_token(second.hash, third, T0 + 3, T0 + 300) is False
+    fetched = await store.get_family(family.id)
+    assert fetched is not None
+    assert (fetched.last_used_at, fetched.idle_expires_at) == (T0 + 2, T0 + 200)
+
+
+async def test_delete_family_deletes_its_tokens(store: Store) -> None:
+    """delete_family is True once; the family's tokens go with it, other families stay."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id, 1)
+    other, other_first = await add_family(store, user.id, 2)
+    successor = make_refresh_token(family.id, created_at=T0 + 5)
+    assert await store.spend_refresh_token(first.hash, successor, T0 + 5, T0 + 500) is True
+    assert await store.delete_family(family.id) is True
+    assert await store.get_family(family.id) is None
+    assert await store.get_refresh_token(first.hash) is None
+    assert await store.get_refresh_token(successor.hash) is None
+    assert await store.delete_family(family.id) is False
+    assert await store.get_family(other.id) == other
+    assert await store.get_refresh_token(other_first.hash) == other_first
+
+
+async def test_delete_user_families_spares_keep_and_other_users(store: Store) -> None:
+    """delete_user_families returns the deleted ids and spares keep and other users."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    mine = [(await add_family(store, alice.id, n))[0] for n in range(3)]
+    theirs, theirs_first = await add_family(store, bob.id)
+    deleted = await store.delete_user_families(alice.id, keep=mine[1].id)
+    assert sorted(deleted) == sorted([mine[0].id, mine[2].id])
+    assert await store.list_user_families(alice.id) == [mine[1]]
+    assert await store.delete_user_families(alice.id) == [mine[1].id]
+    assert await store.list_user_families(alice.id) == []
+    assert await store.delete_user_families(alice.id) == []
+    assert await store.get_family(theirs.id) == theirs
+    assert await store.get_refresh_token(theirs_first.hash) == theirs_first
+
+
+async def test_delete_user_families_deletes_their_tokens(store: Store) -> None:
+    """The tokens of families deleted with the user's go too."""
+    user = await add_user(store)
+    _, first = await add_family(store, user.id)
+    await store.delete_user_families(user.id)
+    assert await store.get_refresh_token(first.hash) is None
+
+
+async def test_list_user_families_newest_first(store: Store) -> None:
+    """list_user_families returns only that user's families, newest first."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    families = [(await add_family(store, alice.id, n))[0] for n in (5, 1, 9, 3)]
+    await add_family(store, bob.id, 7)
+    listed = await store.list_user_families(alice.id)
+    assert listed == sorted(families, key=lambda f: f.created_at, reverse=True)
+    assert await store.list_user_families("nobody") == []
+
+
+async def test_list_live_families_filters_expired_and_orders_by_last_use(store: Store) -> None:
+    """Only families with both expiries after now, most recently used first, ties by id
+    descending."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    now = T0 + 1000
+    live = [
+        (await add_family(store, alice.id, 1, last_used_at=T0 + 5, idle_expires_at=now + 1))[0],
+        (await add_family(store, bob.id, 2, last_used_at=T0 + 9))[0],
+        # Stored in ascending id order, so an order by insertion would show.
+        (await add_family(store, bob.id, 4, last_used_at=T0 + 7))[0],
+        (await add_family(store, alice.id, 3, last_used_at=T0 + 7))[0],
+    ]
+    await add_family(store, alice.id, 5, last_used_at=T0 + 20, idle_expires_at=now)
+    await add_family(store, bob.id, 6, last_used_at=T0 + 20, absolute_expires_at=now - 1)
+    listed = await store.list_live_families(now)
+    assert listed == [live[1], live[2], live[3], live[0]]
+    assert live[2].id > live[3].id
+    assert await store.list_live_families(now, limit=2) == listed[:2]
+    assert await store.list_live_families(now, limit=2, offset=2) == listed[2:]
+    assert await store.list_live_families(T0 + 10**9) == []
+    with pytest.raises(ValueError, match="negative"):
+        await store.list_live_families(now, limit=-1)
+
+
+async def test_purge_expired_families_deletes_them_and_their_tokens(store: Store) -> None:
+    """purge deletes families past either expiry (at now counts), with their tokens."""
+    user = await add_user(store)
+    now = T0 + 1000
+    live, live_first = await add_family(store, user.id, 0, idle_expires_at=now + 1)
+    expired = [
+        await add_family(store, user.id, 1, idle_expires_at=now),
+        await add_family(store, user.id, 2, absolute_expires_at=now - 0.001),
+    ]
+    assert await store.purge_expired_families(now) == 2
+    assert await store.list_user_families(user.id) == [live]
+    for _, first in expired:
+        assert await store.get_refresh_token(first.hash) is None
+    assert await store.get_refresh_token(live_first.hash) == live_first
+    assert await store.purge_expired_families(now) == 0
+
+
+async def test_purge_expired_families_respects_limit(store: Store) -> None:
+    """purge deletes at most ``limit`` families per call."""
+    user = await add_user(store)
+    for n in range(5):
+        await add_family(store, user.id, n, idle_expires_at=T0 - 1)
+    assert await store.purge_expired_families(T0, limit=2) == 2
+    assert len(await store.list_user_families(user.id)) == 3
+    assert await store.purge_expired_families(T0, limit=10) == 3
+
+
+# -- revocations ---------------------------------------------------------------------------
+
+
+async def test_append_revocation_assigns_increasing_seq(store: Store) -> None:
+    """Each appended entry comes back with a seq greater than every earlier one."""
+    kinds = ("token", "family", "user", "key")
+    appended = [
+        await store.append_revocation(make_revocation(f"s{n}", kind=kinds[n % 4])) for n in range(8)
+    ]
+    seqs = [r.seq for r in appended]
+    assert seqs == sorted(set(seqs))
+    assert seqs[0] > 0
+    assert [dataclasses.replace(r, seq=0) for r in appended] == [
+        make_revocation(f"s{n}", kind=kinds[n % 4]) for n in range(8)
+    ]
+    assert await store.revocations_after(0, T0) == appended
+
+
+async def test_concurrent_revocations_get_distinct_seqs(store: Store) -> None:
+    """Racing appends each get their own seq."""
+    appended = await asyncio.gather(
+        *(store.append_revocation(make_revocation(f"s{n}")) for n in range(50))
+    )
+    assert len({r.seq for r in appended}) == 50
+    assert [r.seq for r in await store.revocations_after(0, T0)] == sorted(r.seq for r in appended)
+
+
+async def test_revocations_after_filters_by_seq_and_expiry(store: Store) -> None:
+    """Only entries after the seq and still in force (expires_at > now), in seq order."""
+    now = T0 + 500
+    first = await store.append_revocation(make_revocation("a", expires_at=now + 1))
+    gone = await store.append_revocation(make_revocation("b", expires_at=now))
+    third = await store.append_revocation(make_revocation("c", kind="user", at=T0 + 3.5))
+    assert gone.seq > first.seq
+    assert await store.revocations_after(0, now) == [first, third]
+    assert await store.revocations_after(first.seq, now) == [third]
+    assert await store.revocations_after(third.seq, now) == []
+    assert await store.revocations_after(0, now, limit=1) == [first]
+    assert await store.revocations_after(0, T0 - 1) == [first, gone, third]
+
+
+async def test_purge_expired_revocations_is_bounded(store: Store) -> None:
+    """purge deletes entries expired at or before now, at most ``limit`` per call."""
+    now = T0 + 500
+    for n in range(5):
+        await store.append_revocation(make_revocation(f"old{n}", expires_at=now - n))
+    live = await store.append_revocation(make_revocation("live", expires_at=now + 1))
+    assert await store.purge_expired_revocations(now, limit=2) == 2
+    assert len(await store.revocations_after(0, T0)) == 4
+    assert await store.purge_expired_revocations(now) == 3
+    assert await store.revocations_after(0, T0) == [live]
+    assert await store.purge_expired_revocations(now) == 0
+
+
+async def test_revocation_seq_is_never_reused_after_a_purge(store: Store) -> None:
+    """Purging the newest entry does not hand its seq to the next one (followers would
+    skip the new entry)."""
+    await store.append_revocation(make_revocation("a", expires_at=T0 + 1))
+    newest = await store.append_revocation(make_revocation("b", expires_at=T0 + 1))
+    assert await store.purge_expired_revocations(T0 + 2) == 2
+    following = await store.append_revocation(make_revocation("c", expires_at=T0 + 10))
+    assert following.seq > newest.seq
+    assert await store.revocations_after(newest.seq, T0) == [following]
+
+
+async def test_revocation_paging_refuses_negative_limit(store: Store) -> None:
+    """A negative limit is a ValueError, never "everything"."""
+    with pytest.raises(ValueError, match="negative"):
+        await store.revocations_after(0, T0, limit=-1)
+    with pytest.raises(ValueError, match="negative"):
+        await store.purge_expired_revocations(T0, limit=-1)
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+async def test_audit_round_trip_with_detail(store: Store) -> None:
+    """An event comes back equal, nested JSON detail and all, with its seq."""
+    event = make_audit(
+        "role_change",
+        at=T0 + 0.5,
+        user_id="user-1",
+        actor_id="admin-1",
+        client_address=None,
+        detail={"roles": ["admin", "b"], "n": 3, "ok": True, "x": None, "ü": {"f": 1.5}},
+    )
+    seq = await store.append_audit(event)
+    assert await store.list_audit() == [dataclasses.replace(event, seq=seq)]
+
+
+async def test_audit_seq_strictly_increases(store: Store) -> None:
+    """append_audit returns strictly increasing seqs."""
+    seqs = [await store.append_audit(make_audit(at=T0 + n)) for n in range(5)]
+    assert seqs == sorted(set(seqs))
+
+
+async def test_list_audit_pages_newest_first(store: Store) -> None:
+    """Newest first; ``before`` and ``limit`` page backwards through the log."""
+    seqs = [await store.append_audit(make_audit(f"k{n}", at=T0 + n)) for n in range(7)]
+    page = await store.list_audit(limit=3)
+    assert [e.seq for e in page] == seqs[:-4:-1]
+    assert [e.kind for e in page] == ["k6", "k5", "k4"]
+    page = await store.list_audit(before=page[-1].seq, limit=3)
+    assert [e.seq for e in page] == seqs[3:0:-1]
+    page = await store.list_audit(before=page[-1].seq, limit=3)
+    assert [e.seq for e in page] == seqs[:1]
+    assert await store.list_audit(before=seqs[0]) == []
+
+
+async def test_list_audit_filters_by_user_as_subject_or_actor(store: Store) -> None:
+    """user_id matches events about the user and events the user did."""
+    about = await store.append_audit(make_audit("login", user_id="alice"))
+    other = await store.append_audit(make_audit("login", user_id="bob"))
+    did = await store.append_audit(make_audit("lock", user_id="bob", actor_id="alice"))
+    await store.append_audit(make_audit("boot"))
+    assert [e.seq for e in await store.list_audit(user_id="alice")] == [did, about]
+    assert [e.seq for e in await store.list_audit(user_id="bob")] == [did, other]
+    assert [e.seq for e in await store.list_audit(user_id="alice", before=did)] == [about]
+    assert await store.list_audit(user_id="nobody") == []
+
+
+async def test_list_audit_filters_by_kind(store: Store) -> None:
+    """kind narrows to one kind, alone or together with user_id."""
+    a = await store.append_audit(make_audit("login", user_id="alice"))
+    await store.append_audit(make_audit("logout", user_id="alice"))
+    b = await store.append_audit(make_audit("login", user_id="bob"))
+    c = await store.append_audit(make_audit("login", actor_id="alice"))
+    assert [e.seq for e in await store.list_audit(kind="login")] == [c, b, a]
+    assert [e.seq for e in await store.list_audit(kind="login", user_id="alice")] == [c, a]
+    assert [e.seq for e in await store.list_audit(kind="login", limit=1, before=c)] == [b]
+    assert await store.list_audit(kind="nothing") == []
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001], ids=["zero", "negative", "too-many"])
+async def test_list_audit_refuses_bad_limits(store: Store, limit: int) -> None:
+    """limit must be 1..1000."""
+    with pytest.raises(ValueError, match="limit"):
+        await store.list_audit(limit=limit)
+
+
+# -- clients -------------------------------------------------------------------------------
+
+
+async def test_clients_add_get_list_delete(store: Store) -> None:
+    """Clients round-trip exactly, list oldest first, delete once."""
+    clients = [make_client(2), make_client(0), make_client(1, secret_hash=b"\x00" * 32)]
+    for client in clients:
+        await store.add_client(client)
+    assert await store.get_client("client-1") == clients[2]
+    assert await store.get_client("nobody") is None
+    assert await store.list_clients() == sorted(clients, key=lambda c: c.created_at)
+    assert await store.delete_client("client-0") is True
+    assert await store.delete_client("client-0") is False
+    assert await store.get_client("client-0") is None
+    assert [c.id for c in await store.list_clients()] == ["client-1", "client-2"]
+
+
+async def test_no_clients_lists_empty(store: Store) -> None:
+    """An empty client table lists as []."""
+    assert await store.list_clients() == []
+
+
+async def test_duplicate_client_name_or_id_conflicts(store: Store) -> None:
+    """A taken name or id is a Conflict and the first client is untouched."""
+    first = make_client(1)
+    await store.add_client(first)
+    with pytest.raises(Conflict, match="client"):
+        await store.add_client(make_client(2, name=first.name))
+    with pytest.raises(Conflict, match="client"):
+        await store.add_client(make_client(1, name="another"))
+    assert await store.list_clients() == [first]
+
+
 # -- signing keys --------------------------------------------------------------------------
 
 
@@ -293,12 +750,18 @@ async def test_set_key_state_moves_state_and_retire_after(store: Store) -> None:
     """set_key_state changes state and retire_after, and can clear retire_after."""
     key = make_key("k1")
     await store.add_key(key)
-    await store.set_key_state("k1", "verify", T0 + 3600.5)
+    assert await store.set_key_state("k1", "verify", T0 + 3600.5) is True
     assert await store.list_keys() == [
         dataclasses.replace(key, state="verify", retire_after=T0 + 3600.5)
     ]
-    await store.set_key_state("k1", "active", None)
+    assert await store.set_key_state("k1", "active", None) is True
     assert await store.list_keys() == [key]
+
+
+async def test_set_key_state_unknown_kid_is_false(store: Store) -> None:
+    """set_key_state on an unknown kid is False and creates nothing."""
+    assert await store.set_key_state("nope", "retired", T0) is False
+    assert await store.list_keys() == []
 
 
 async def test_ping_answers(store: Store) -> None:

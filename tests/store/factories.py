@@ -8,7 +8,16 @@ import secrets
 from typing import Any
 
 from twofold.store.base import Store
-from twofold.store.records import SessionRecord, StoredKey, User
+from twofold.store.records import (
+    AuditEvent,
+    Client,
+    RefreshFamily,
+    RefreshToken,
+    Revocation,
+    SessionRecord,
+    StoredKey,
+    User,
+)
 
 T0 = 1_800_000_000.0
 
@@ -54,3 +63,52 @@ async def add_user(store: Store, n: int = 0, **changes: Any) -> User:
     user = make_user(n, **changes)
     await store.add_user(user)
     return user
+
+
+def make_family(user_id: str, n: int = 0, **changes: Any) -> RefreshFamily:
+    family = RefreshFamily(
+        id=f"family-{user_id}-{n}",
+        user_id=user_id,
+        created_at=T0 + n,
+        last_used_at=T0 + n,
+        idle_expires_at=T0 + 86400,
+        absolute_expires_at=T0 + 30 * 86400,
+        client_address="198.51.100.4",
+        user_agent="Mozilla/5.0 (conformance)",
+        password_changed_at=T0,
+    )
+    return dataclasses.replace(family, **changes)
+
+
+def make_refresh_token(family_id: str, **changes: Any) -> RefreshToken:
+    token = RefreshToken(hash=new_id_hash(), family_id=family_id, created_at=T0)
+    return dataclasses.replace(token, **changes)
+
+
+async def add_family(
+    store: Store, user_id: str, n: int = 0, **changes: Any
+) -> tuple[RefreshFamily, RefreshToken]:
+    family = make_family(user_id, n, **changes)
+    first = make_refresh_token(family.id, created_at=family.created_at)
+    await store.create_family(family, first)
+    return family, first
+
+
+def make_revocation(subject: str = "jti-1", **changes: Any) -> Revocation:
+    revocation = Revocation(kind="token", subject=subject, at=T0, expires_at=T0 + 900)
+    return dataclasses.replace(revocation, **changes)
+
+
+def make_audit(kind: str = "login", **changes: Any) -> AuditEvent:
+    event = AuditEvent(kind=kind, at=T0, client_address="192.0.2.1")
+    return dataclasses.replace(event, **changes)
+
+
+def make_client(n: int = 0, **changes: Any) -> Client:
+    client = Client(
+        id=f"client-{n}",
+        name=f"Resource server {n}",
+        secret_hash=hashlib.sha256(f"secret-{n}".encode()).digest(),
+        created_at=T0 + n,
+    )
+    return dataclasses.replace(client, **changes)

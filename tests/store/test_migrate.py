@@ -14,7 +14,17 @@ from twofold.store.migrate import alembic_config, current_revision, head_revisio
 
 from .conftest import sqlite_url
 
-TABLES = {"alembic_version", "users", "sessions", "signing_keys"}
+TABLES = {
+    "alembic_version",
+    "users",
+    "sessions",
+    "signing_keys",
+    "refresh_families",
+    "refresh_tokens",
+    "revocations",
+    "audit_events",
+    "clients",
+}
 
 
 def schema(path: Path) -> list[tuple[str, str]]:
@@ -25,9 +35,9 @@ def schema(path: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
-def test_head_is_the_initial_revision() -> None:
-    """The packaged migrations have one head, 0001 (update when adding a revision)."""
-    assert head_revision() == "0001"
+def test_head_is_the_latest_revision() -> None:
+    """The packaged migrations have one head, 0002 (update when adding a revision)."""
+    assert head_revision() == "0002"
 
 
 def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
@@ -38,7 +48,58 @@ def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
     assert current_revision(url) == head_revision()
     names = {name for name, _ in schema(tmp_path / "twofold.db")}
     assert names >= TABLES
-    assert {"ix_sessions_user_id", "ix_sessions_idle_expires_at"} <= names
+    assert {
+        "ix_sessions_user_id",
+        "ix_sessions_idle_expires_at",
+        "ix_sessions_last_seen_at",
+        "ix_refresh_tokens_family_id",
+        "ix_audit_events_user_id_seq",
+    } <= names
+
+
+def test_upgrade_from_0001_keeps_users_and_sessions(tmp_path: Path) -> None:
+    """A database at 0001 holding a user and a session keeps both when moved to head."""
+    path = tmp_path / "twofold.db"
+    upgrade(sqlite_url(path), "0001")
+    assert current_revision(sqlite_url(path)) == "0001"
+    user = ("u", "u@example.test", "h", '["admin"]', 1.5, 2.5, 1)
+    session = (b"\x00hash", "u", 1.0, 2.0, 3.0, 4.0, "192.0.2.1", "agent", 2.5)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?)", user)
+        conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", session)
+    finally:
+        conn.close()
+    upgrade(sqlite_url(path))
+    assert current_revision(sqlite_url(path)) == "0002"
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT * FROM users").fetchall() == [user]
+        assert conn.execute("SELECT * FROM sessions").fetchall() == [session]
+    finally:
+        conn.close()
+    assert {name for name, _ in schema(path)} >= TABLES
+
+
+def test_downgrade_to_0001_restores_its_schema(tmp_path: Path) -> None:
+    """Downgrading from head to 0001 leaves exactly the schema 0001 creates."""
+    at_0001, downgraded = tmp_path / "a.db", tmp_path / "b.db"
+    upgrade(sqlite_url(at_0001), "0001")
+    upgrade(sqlite_url(downgraded))
+    command.downgrade(alembic_config(sqlite_url(downgraded)), "0001")
+    assert current_revision(sqlite_url(downgraded)) == "0001"
+    # sqlite_sequence (made by AUTOINCREMENT) is internal and cannot be dropped.
+    assert [row for row in schema(downgraded) if row[0] != "sqlite_sequence"] == schema(at_0001)
+
+
+def test_sequence_tables_use_autoincrement(tmp_path: Path) -> None:
+    """revocations and audit_events never reuse a seq: SQLite AUTOINCREMENT is on."""
+    path = tmp_path / "twofold.db"
+    upgrade(sqlite_url(path))
+    ddl = dict(schema(path))
+    assert "seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl["revocations"]
+    assert "seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl["audit_events"]
+    assert "WITHOUT ROWID" in ddl["refresh_tokens"]
 
 
 def test_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
@@ -141,6 +202,10 @@ def test_migrations_render_for_postgresql() -> None:
     assert "idle_expires_at DOUBLE PRECISION NOT NULL" in ddl
     assert "ON DELETE CASCADE" in ddl
     assert "WITHOUT ROWID" not in ddl
+    assert "CREATE TABLE refresh_tokens" in ddl
+    assert "seq BIGSERIAL NOT NULL" in ddl
+    assert "AUTOINCREMENT" not in ddl
+    assert "CONSTRAINT ck_revocations_kind CHECK" in ddl
 
 
 def test_percent_in_url_survives_the_config(tmp_path: Path) -> None:

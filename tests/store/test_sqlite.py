@@ -15,7 +15,16 @@ from twofold.errors import ConfigurationError, Conflict, StoreUnavailable
 from twofold.store.sqlite import SQLiteStore
 
 from .conformance import *  # noqa: F403
-from .factories import add_user, make_session
+from .factories import (
+    T0,
+    add_family,
+    add_user,
+    make_audit,
+    make_family,
+    make_refresh_token,
+    make_revocation,
+    make_session,
+)
 
 
 @pytest.fixture
@@ -71,6 +80,120 @@ async def test_deleting_a_user_deletes_their_sessions(store: SQLiteStore) -> Non
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
     assert await store.get_session(record.id_hash) is None
+
+
+async def test_deleting_a_user_deletes_their_families_and_tokens(store: SQLiteStore) -> None:
+    """Refresh families and their tokens cascade with their user (S7 for JWT mode)."""
+    user, other = await add_user(store), await add_user(store, 1)
+    family, first = await add_family(store, user.id)
+    successor = make_refresh_token(family.id, created_at=T0 + 1)
+    assert await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 100) is True
+    kept, kept_first = await add_family(store, other.id)
+    with raw(store.path) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
+    assert await store.get_family(family.id) is None
+    assert await store.get_refresh_token(first.hash) is None
+    assert await store.get_refresh_token(successor.hash) is None
+    assert await store.get_family(kept.id) == kept
+    assert await store.get_refresh_token(kept_first.hash) == kept_first
+
+
+async def test_family_of_unknown_user_is_refused(store: SQLiteStore) -> None:
+    """A family must belong to an existing user; nothing of it is stored."""
+    family = make_family("ghost")
+    first = make_refresh_token(family.id)
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await store.create_family(family, first)
+    assert await store.get_family(family.id) is None
+    assert await store.get_refresh_token(first.hash) is None
+
+
+async def test_failed_rotation_rolls_back_the_spend(store: SQLiteStore) -> None:
+    """If the successor cannot be stored, the old token stays unspent (one transaction)."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    _, other_first = await add_family(store, user.id, 1)
+    clash = make_refresh_token(family.id, hash=other_first.hash, created_at=T0 + 1)
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.spend_refresh_token(first.hash, clash, T0 + 1, T0 + 100)
+    assert await store.get_refresh_token(first.hash) == first
+    assert await store.get_family(family.id) == family
+    assert await store.get_refresh_token(other_first.hash) == other_first
+    # The writer connection is usable again: no transaction was left open.
+    assert await store._write(lambda c: c.in_transaction) is False
+    good = make_refresh_token(family.id, created_at=T0 + 2)
+    assert await store.spend_refresh_token(first.hash, good, T0 + 2, T0 + 200) is True
+
+
+async def test_successor_of_another_family_is_refused(store: SQLiteStore) -> None:
+    """A successor filed under a different family is a caller bug; nothing changes."""
+    user = await add_user(store)
+    _, first = await add_family(store, user.id)
+    other, _ = await add_family(store, user.id, 1)
+    stray = make_refresh_token(other.id, created_at=T0 + 1)
+    with pytest.raises(ValueError, match="family"):
+        await store.spend_refresh_token(first.hash, stray, T0 + 1, T0 + 100)
+    assert await store.get_refresh_token(first.hash) == first
+    assert await store.get_refresh_token(stray.hash) is None
+    assert await store.get_family(other.id) == other
+
+
+async def test_rotation_waits_for_a_foreign_write_lock(db_path: Path) -> None:
+    """BEGIN IMMEDIATE waits (busy_timeout) for another process's lock, then fails closed."""
+    store = SQLiteStore(db_path, busy_timeout_ms=200)
+    await store.open()
+    try:
+        user = await add_user(store)
+        family, first = await add_family(store, user.id)
+        successor = make_refresh_token(family.id, created_at=T0 + 1)
+        with raw(db_path) as intruder:
+            intruder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreUnavailable):
+                await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 100)
+            intruder.execute("ROLLBACK")
+        assert await store._write(lambda c: c.in_transaction) is False
+        assert await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 100) is True
+    finally:
+        await store.close()
+
+
+async def test_unknown_revocation_kind_is_refused(store: SQLiteStore) -> None:
+    """The CHECK constraint keeps kinds to the four the stream knows."""
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        await store.append_revocation(make_revocation(kind="everything"))
+
+
+async def test_malformed_stored_audit_detail_fails_closed(store: SQLiteStore) -> None:
+    """A corrupt detail column raises StoreUnavailable rather than returning junk."""
+    seq = await store.append_audit(make_audit(detail={"a": 1}))
+    with raw(store.path) as conn:
+        conn.execute("UPDATE audit_events SET detail = '[1, 2]' WHERE seq = ?", (seq,))
+    with pytest.raises(StoreUnavailable):
+        await store.list_audit()
+    with raw(store.path) as conn:
+        conn.execute("UPDATE audit_events SET detail = 'not json' WHERE seq = ?", (seq,))
+    with pytest.raises(StoreUnavailable):
+        await store.list_audit()
+
+
+async def test_audit_detail_is_stored_as_compact_json(store: SQLiteStore) -> None:
+    """detail is compact JSON text; NaN is refused before anything is written."""
+    seq = await store.append_audit(make_audit(detail={"a": [1, "x"], "b": None}))
+    with raw(store.path) as conn:
+        stored = conn.execute("SELECT detail FROM audit_events WHERE seq = ?", (seq,)).fetchone()
+    assert stored == ('{"a":[1,"x"],"b":null}',)
+    with pytest.raises(ValueError, match="JSON"):
+        await store.append_audit(make_audit(detail={"n": float("nan")}))
+    assert len(await store.list_audit()) == 1
+
+
+async def test_audit_seq_is_never_reused_after_deleting_the_newest(store: SQLiteStore) -> None:
+    """Even with the newest row gone, the next event gets a new seq (AUTOINCREMENT)."""
+    seq = await store.append_audit(make_audit())
+    with raw(store.path) as conn:
+        conn.execute("DELETE FROM audit_events")
+    assert await store.append_audit(make_audit()) > seq
 
 
 async def test_data_survives_close_and_reopen(db_path: Path) -> None:

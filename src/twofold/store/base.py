@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from twofold.store.records import KeyState, SessionRecord, StoredKey, User
+from twofold.store.records import (
+    AuditEvent,
+    Client,
+    KeyState,
+    RefreshFamily,
+    RefreshToken,
+    Revocation,
+    SessionRecord,
+    StoredKey,
+    User,
+)
 
 
 class UserStore(Protocol):
@@ -33,9 +43,19 @@ class UserStore(Protocol):
         """Users ordered by creation time."""
         ...
 
+    async def set_locked(self, user_id: str, locked: bool) -> bool:
+        """Lock or unlock; False if there is no such user."""
+        ...
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> bool:
+        """Replace the roles (order kept); False if there is no such user."""
+        ...
+
 
 class SessionStore(Protocol):
-    async def put_session(self, record: SessionRecord) -> None: ...
+    async def put_session(self, record: SessionRecord) -> None:
+        """Insert, or replace the record with the same ``id_hash`` (an upsert)."""
+        ...
 
     async def get_session(self, id_hash: bytes) -> SessionRecord | None: ...
 
@@ -61,6 +81,112 @@ class SessionStore(Protocol):
         """Delete up to ``limit`` sessions whose idle or absolute expiry is past."""
         ...
 
+    async def list_live_sessions(
+        self, now: float, limit: int = 100, offset: int = 0
+    ) -> list[SessionRecord]:
+        """Sessions of every user whose idle and absolute expiry are both after ``now``,
+        most recently seen first (ties by ``id_hash``)."""
+        ...
+
+
+class RefreshStore(Protocol):
+    """Refresh-token families. Deleting a family deletes its tokens; deleting a user
+    deletes their families."""
+
+    async def create_family(self, family: RefreshFamily, first: RefreshToken) -> None:
+        """Store a new family and its first token in one transaction."""
+        ...
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None: ...
+
+    async def get_family(self, family_id: str) -> RefreshFamily | None: ...
+
+    async def spend_refresh_token(
+        self,
+        token_hash: bytes,
+        successor: RefreshToken,
+        last_used_at: float,
+        idle_expires_at: float,
+    ) -> bool:
+        """Rotate, atomically: if ``token_hash`` exists and is unspent, mark it spent at
+        ``successor.created_at`` with ``successor_hash = successor.hash``, insert
+        ``successor`` and move the family's ``last_used_at``/``idle_expires_at``; True.
+        Otherwise change nothing and return False. Of many concurrent calls for one token,
+        exactly one returns True."""
+        ...
+
+    async def delete_family(self, family_id: str) -> bool:
+        """True if a family was deleted (with all its tokens)."""
+        ...
+
+    async def delete_user_families(self, user_id: str, keep: str | None = None) -> list[str]:
+        """Delete every family of the user except ``keep``; returns the deleted ids."""
+        ...
+
+    async def list_user_families(self, user_id: str) -> list[RefreshFamily]:
+        """The user's families, newest first."""
+        ...
+
+    async def list_live_families(
+        self, now: float, limit: int = 100, offset: int = 0
+    ) -> list[RefreshFamily]:
+        """Families of every user whose idle and absolute expiry are both after ``now``,
+        most recently used first (ties by ``id``)."""
+        ...
+
+    async def purge_expired_families(self, now: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` families whose idle or absolute expiry is past."""
+        ...
+
+
+class RevocationStore(Protocol):
+    """The append-only, sequence-numbered revocation stream."""
+
+    async def append_revocation(self, revocation: Revocation) -> Revocation:
+        """Store it; returns it with its ``seq`` (strictly greater than every earlier one)."""
+        ...
+
+    async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
+        """Entries with ``seq`` greater than the given one and ``expires_at`` after ``now``,
+        in ``seq`` order, at most ``limit``."""
+        ...
+
+    async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` entries whose ``expires_at`` is at or before ``now``."""
+        ...
+
+
+class AuditStore(Protocol):
+    async def append_audit(self, event: AuditEvent) -> int:
+        """Store it; returns its ``seq`` (strictly increasing)."""
+        ...
+
+    async def list_audit(
+        self,
+        *,
+        before: int | None = None,
+        limit: int = 50,
+        user_id: str | None = None,
+        kind: str | None = None,
+    ) -> list[AuditEvent]:
+        """Newest first: events with ``seq < before`` (all when None), optionally only
+        those of ``user_id`` (as subject or actor) and/or of ``kind``."""
+        ...
+
+
+class ClientStore(Protocol):
+    async def add_client(self, client: Client) -> None:
+        """Insert; ``Conflict`` if the id or the name is taken."""
+        ...
+
+    async def get_client(self, client_id: str) -> Client | None: ...
+
+    async def list_clients(self) -> list[Client]:
+        """Oldest first."""
+        ...
+
+    async def delete_client(self, client_id: str) -> bool: ...
+
 
 class KeyStore(Protocol):
     async def add_key(self, key: StoredKey) -> None:
@@ -71,12 +197,21 @@ class KeyStore(Protocol):
         """Every key, oldest first."""
         ...
 
-    async def set_key_state(
-        self, kid: str, state: KeyState, retire_after: float | None
-    ) -> None: ...
+    async def set_key_state(self, kid: str, state: KeyState, retire_after: float | None) -> bool:
+        """Move a key's state; False if there is no such kid."""
+        ...
 
 
-class Store(UserStore, SessionStore, KeyStore, Protocol):
+class Store(
+    UserStore,
+    SessionStore,
+    RefreshStore,
+    RevocationStore,
+    AuditStore,
+    ClientStore,
+    KeyStore,
+    Protocol,
+):
     """Everything a Twofold server keeps. ``open`` migrates nothing: run migrations first."""
 
     async def open(self) -> None: ...

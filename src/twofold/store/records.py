@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 KeyState = Literal["active", "verify", "retired"]
 
@@ -47,3 +47,83 @@ class StoredKey:
     created_at: float
     state: KeyState
     retire_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFamily:
+    """One login in JWT mode: every refresh token rotated from it belongs to the family.
+
+    ``id`` is public (it is the access tokens' ``sid`` claim and the device handle); the
+    refresh tokens themselves are stored only as SHA-256 hashes (``RefreshToken.hash``).
+    """
+
+    id: str
+    user_id: str
+    created_at: float
+    last_used_at: float
+    idle_expires_at: float
+    absolute_expires_at: float
+    client_address: str | None
+    user_agent: str | None
+    # As for sessions: the password epoch the login proved; a later change ends the family.
+    password_changed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """One refresh token of a family. Spent once; ``successor_hash`` is the token it
+    was rotated into (what a racing duplicate within the grace window is handed)."""
+
+    hash: bytes
+    family_id: str
+    created_at: float
+    spent_at: float | None = None
+    successor_hash: bytes | None = None
+
+
+RevocationKind = Literal["token", "family", "user", "key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One entry of the append-only revocation stream.
+
+    - ``token``: the access token whose ``jti`` is ``subject``;
+    - ``family``: every access token whose ``sid`` is ``subject``;
+    - ``user``: every access token of user ``subject`` issued before ``at`` (not-before);
+    - ``key``: the key ring changed (rotation, retirement, compromise): reload it.
+
+    ``expires_at`` is when no token it could refuse is still valid; expired entries are
+    purged. ``seq`` is assigned by the store, strictly increasing (0 before it is stored).
+    """
+
+    kind: RevocationKind
+    subject: str
+    at: float
+    expires_at: float
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """A security event. ``detail`` holds small JSON values and never a secret."""
+
+    kind: str
+    at: float
+    user_id: str | None = None
+    actor_id: str | None = None
+    client_address: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered resource server (introspection and revocation, RFC 7662/7009).
+
+    Its secret is 256 random bits, so a SHA-256 hash is as strong as a slow hash here."""
+
+    id: str
+    name: str
+    secret_hash: bytes
+    created_at: float

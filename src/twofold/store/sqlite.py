@@ -14,6 +14,7 @@ writer serialises them without SQLite lock contention.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,17 @@ from typing import Any, TypeVar
 from twofold.errors import ConfigurationError, StoreUnavailable
 from twofold.store import sqlite_statements as sql
 from twofold.store.migrate import head_revision
-from twofold.store.records import KeyState, SessionRecord, StoredKey, User
+from twofold.store.records import (
+    AuditEvent,
+    Client,
+    KeyState,
+    RefreshFamily,
+    RefreshToken,
+    Revocation,
+    SessionRecord,
+    StoredKey,
+    User,
+)
 from twofold.store.sqlite_statements import translate_error
 
 _T = TypeVar("_T")
@@ -34,6 +45,10 @@ _MIGRATE_HINT = "run `twofold migrate` to create or upgrade it"
 # change). It waits on the event loop, stalling every request, so it gives up far sooner
 # than the writer (busy_timeout_ms, 5 s by default) and the one request fails closed.
 _READER_BUSY_TIMEOUT_MS = 200
+
+# list_audit's "no before": larger than any seq SQLite can assign.
+_MAX_SEQ = 2**63 - 1
+_MAX_AUDIT_PAGE = 1000
 
 
 class SQLiteStore:
@@ -189,6 +204,12 @@ class SQLiteStore:
         """Run one write statement; returns the number of rows it changed."""
         return await self._write(lambda conn: conn.execute(statement, params).rowcount)
 
+    async def _atomic(
+        self, work: Callable[[sqlite3.Connection], _T], conflict: str | None = None
+    ) -> _T:
+        """Run several statements on the writer as one transaction."""
+        return await self._write(lambda conn: _in_transaction(conn, work), conflict)
+
     # -- users -------------------------------------------------------------------------
 
     async def add_user(self, user: User) -> None:
@@ -218,6 +239,12 @@ class SQLiteStore:
         _check_page(limit, offset)
         return [sql.user_from_row(row) for row in self._read_all(sql.LIST_USERS, (limit, offset))]
 
+    async def set_locked(self, user_id: str, locked: bool) -> bool:
+        return await self._execute(sql.SET_USER_LOCKED, (locked, user_id)) > 0
+
+    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> bool:
+        return await self._execute(sql.SET_USER_ROLES, (sql.roles_json(roles), user_id)) > 0
+
     # -- sessions ----------------------------------------------------------------------
 
     async def put_session(self, record: SessionRecord) -> None:
@@ -246,6 +273,149 @@ class SQLiteStore:
         _check_page(limit, 0)
         return await self._execute(sql.PURGE_EXPIRED_SESSIONS, (now, now, limit))
 
+    async def list_live_sessions(
+        self, now: float, limit: int = 100, offset: int = 0
+    ) -> list[SessionRecord]:
+        _check_page(limit, offset)
+        rows = self._read_all(sql.LIST_LIVE_SESSIONS, (now, now, limit, offset))
+        return [SessionRecord(*row) for row in rows]
+
+    # -- refresh-token families --------------------------------------------------------
+
+    async def create_family(self, family: RefreshFamily, first: RefreshToken) -> None:
+        family_row, token_row = sql.family_params(family), sql.refresh_token_params(first)
+
+        def create(conn: sqlite3.Connection) -> None:
+            conn.execute(sql.INSERT_FAMILY, family_row)
+            conn.execute(sql.INSERT_REFRESH_TOKEN, token_row)
+
+        await self._atomic(create)
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        row = self._read_one(sql.GET_REFRESH_TOKEN, (token_hash,))
+        return None if row is None else RefreshToken(*row)
+
+    async def get_family(self, family_id: str) -> RefreshFamily | None:
+        row = self._read_one(sql.GET_FAMILY, (family_id,))
+        return None if row is None else RefreshFamily(*row)
+
+    async def spend_refresh_token(
+        self,
+        token_hash: bytes,
+        successor: RefreshToken,
+        last_used_at: float,
+        idle_expires_at: float,
+    ) -> bool:
+        spend = (successor.created_at, successor.hash, token_hash)
+        successor_row = sql.refresh_token_params(successor)
+        touch = (last_used_at, idle_expires_at, successor.family_id)
+
+        def rotate(conn: sqlite3.Connection) -> bool:
+            # The writer is one thread, and BEGIN IMMEDIATE keeps any other process out
+            # until COMMIT: the conditional UPDATE decides the race, the rest follows it.
+            if conn.execute(sql.SPEND_REFRESH_TOKEN, spend).rowcount != 1:
+                return False
+            (family_id,) = conn.execute(sql.GET_REFRESH_TOKEN_FAMILY, (token_hash,)).fetchone()
+            if family_id != successor.family_id:
+                raise ValueError("the successor must belong to the spent token's family")
+            conn.execute(sql.INSERT_REFRESH_TOKEN, successor_row)
+            conn.execute(sql.TOUCH_FAMILY, touch)
+            return True
+
+        return await self._atomic(rotate)
+
+    async def delete_family(self, family_id: str) -> bool:
+        return await self._execute(sql.DELETE_FAMILY, (family_id,)) > 0
+
+    async def delete_user_families(self, user_id: str, keep: str | None = None) -> list[str]:
+        def delete(conn: sqlite3.Connection) -> list[str]:
+            ids = [row[0] for row in conn.execute(sql.LIST_USER_FAMILY_IDS, (user_id, keep))]
+            conn.execute(sql.DELETE_USER_FAMILIES, (user_id, keep))
+            return ids
+
+        return await self._atomic(delete)
+
+    async def list_user_families(self, user_id: str) -> list[RefreshFamily]:
+        rows = self._read_all(sql.LIST_USER_FAMILIES, (user_id,))
+        return [RefreshFamily(*row) for row in rows]
+
+    async def list_live_families(
+        self, now: float, limit: int = 100, offset: int = 0
+    ) -> list[RefreshFamily]:
+        _check_page(limit, offset)
+        rows = self._read_all(sql.LIST_LIVE_FAMILIES, (now, now, limit, offset))
+        return [RefreshFamily(*row) for row in rows]
+
+    async def purge_expired_families(self, now: float, limit: int = 1000) -> int:
+        _check_page(limit, 0)
+        # The count is of families: their tokens go by ON DELETE CASCADE.
+        return await self._execute(sql.PURGE_EXPIRED_FAMILIES, (now, now, limit))
+
+    # -- revocations -------------------------------------------------------------------
+
+    async def append_revocation(self, revocation: Revocation) -> Revocation:
+        params = sql.revocation_params(revocation)
+        seq = await self._write(lambda conn: _insert_seq(conn, sql.INSERT_REVOCATION, params))
+        return dataclasses.replace(revocation, seq=seq)
+
+    async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
+        _check_page(limit, 0)
+        rows = self._read_all(sql.REVOCATIONS_AFTER, (seq, now, limit))
+        return [sql.revocation_from_row(row) for row in rows]
+
+    async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
+        _check_page(limit, 0)
+        return await self._execute(sql.PURGE_EXPIRED_REVOCATIONS, (now, limit))
+
+    # -- audit -------------------------------------------------------------------------
+
+    async def append_audit(self, event: AuditEvent) -> int:
+        params = sql.audit_params(event)
+        return await self._write(lambda conn: _insert_seq(conn, sql.INSERT_AUDIT, params))
+
+    async def list_audit(
+        self,
+        *,
+        before: int | None = None,
+        limit: int = 50,
+        user_id: str | None = None,
+        kind: str | None = None,
+    ) -> list[AuditEvent]:
+        if not 1 <= limit <= _MAX_AUDIT_PAGE:
+            raise ValueError(f"limit must be between 1 and {_MAX_AUDIT_PAGE}")
+        below = _MAX_SEQ if before is None else before
+        statement: str
+        params: tuple[Any, ...]
+        if user_id is None and kind is None:
+            statement, params = sql.LIST_AUDIT, (below, limit)
+        elif kind is None:
+            statement, params = sql.LIST_AUDIT_OF_USER, (below, user_id, user_id, limit)
+        elif user_id is None:
+            statement, params = sql.LIST_AUDIT_OF_KIND, (below, kind, limit)
+        else:
+            statement = sql.LIST_AUDIT_OF_USER_AND_KIND
+            params = (below, user_id, user_id, kind, limit)
+        return [sql.audit_from_row(row) for row in self._read_all(statement, params)]
+
+    # -- clients -----------------------------------------------------------------------
+
+    async def add_client(self, client: Client) -> None:
+        params = sql.client_params(client)
+        await self._write(
+            lambda conn: conn.execute(sql.INSERT_CLIENT, params),
+            conflict="A client with this id or name already exists.",
+        )
+
+    async def get_client(self, client_id: str) -> Client | None:
+        row = self._read_one(sql.GET_CLIENT, (client_id,))
+        return None if row is None else Client(*row)
+
+    async def list_clients(self) -> list[Client]:
+        return [Client(*row) for row in self._read_all(sql.LIST_CLIENTS, ())]
+
+    async def delete_client(self, client_id: str) -> bool:
+        return await self._execute(sql.DELETE_CLIENT, (client_id,)) > 0
+
     # -- signing keys ------------------------------------------------------------------
 
     async def add_key(self, key: StoredKey) -> None:
@@ -258,8 +428,33 @@ class SQLiteStore:
     async def list_keys(self) -> list[StoredKey]:
         return [sql.key_from_row(row) for row in self._read_all(sql.LIST_KEYS, ())]
 
-    async def set_key_state(self, kid: str, state: KeyState, retire_after: float | None) -> None:
-        await self._execute(sql.SET_KEY_STATE, (state, retire_after, kid))
+    async def set_key_state(self, kid: str, state: KeyState, retire_after: float | None) -> bool:
+        return await self._execute(sql.SET_KEY_STATE, (state, retire_after, kid)) > 0
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    # The connection is in autocommit mode, so the transaction is spelled out. IMMEDIATE
+    # takes the write lock at BEGIN (waiting up to busy_timeout), not at the first write,
+    # where a deferred transaction could fail with SQLITE_BUSY half-way through.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        # Some errors (disk full, I/O) have already rolled the transaction back; a failed
+        # COMMIT (busy) has not.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _insert_seq(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> int:
+    """Run an INSERT into a table keyed by ``seq`` (its rowid) and return the new seq."""
+    seq = conn.execute(statement, params).lastrowid
+    if seq is None:  # only after a statement that inserted nothing
+        raise RuntimeError("the insert assigned no seq")
+    return seq
 
 
 def _check_page(limit: int, offset: int) -> None:

@@ -12,7 +12,18 @@ import sqlite3
 from typing import Any
 
 from twofold.errors import Conflict, StoreUnavailable, TwofoldError
-from twofold.store.records import KeyState, SessionRecord, StoredKey, User
+from twofold.store.records import (
+    AuditEvent,
+    Client,
+    KeyState,
+    RefreshFamily,
+    RefreshToken,
+    Revocation,
+    RevocationKind,
+    SessionRecord,
+    StoredKey,
+    User,
+)
 
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 
@@ -34,6 +45,8 @@ FROM users ORDER BY created_at, id LIMIT ? OFFSET ?
 """
 SET_USER_HASH = "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?"
 REHASH_USER = "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?"
+SET_USER_LOCKED = "UPDATE users SET locked = ? WHERE id = ?"
+SET_USER_ROLES = "UPDATE users SET roles = ? WHERE id = ?"
 
 # "Put" replaces: ON CONFLICT ... DO UPDATE (not INSERT OR REPLACE, which deletes the row
 # first) is also PostgreSQL's syntax.
@@ -73,6 +86,111 @@ DELETE FROM sessions WHERE id_hash IN (
     LIMIT ?
 )
 """
+# Both expiries after now, most recently seen first; DESC on both columns lets SQLite walk
+# ix_sessions_last_seen_at backwards (the table has no rowid: the index ends in id_hash).
+LIST_LIVE_SESSIONS = """
+SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
+       client_address, user_agent, password_changed_at
+FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ?
+ORDER BY last_seen_at DESC, id_hash DESC LIMIT ? OFFSET ?
+"""
+
+INSERT_FAMILY = """
+INSERT INTO refresh_families (id, user_id, created_at, last_used_at, idle_expires_at,
+                              absolute_expires_at, client_address, user_agent,
+                              password_changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+GET_FAMILY = """
+SELECT id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at,
+       client_address, user_agent, password_changed_at
+FROM refresh_families WHERE id = ?
+"""
+TOUCH_FAMILY = "UPDATE refresh_families SET last_used_at = ?, idle_expires_at = ? WHERE id = ?"
+DELETE_FAMILY = "DELETE FROM refresh_families WHERE id = ?"
+# "IS NOT NULL" when keep is None, as for sessions. Select and delete run in one
+# transaction (RETURNING would need SQLite 3.35).
+LIST_USER_FAMILY_IDS = """
+SELECT id FROM refresh_families WHERE user_id = ? AND id IS NOT ? ORDER BY id
+"""
+DELETE_USER_FAMILIES = "DELETE FROM refresh_families WHERE user_id = ? AND id IS NOT ?"
+LIST_USER_FAMILIES = """
+SELECT id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at,
+       client_address, user_agent, password_changed_at
+FROM refresh_families WHERE user_id = ? ORDER BY created_at DESC, id DESC
+"""
+LIST_LIVE_FAMILIES = """
+SELECT id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at,
+       client_address, user_agent, password_changed_at
+FROM refresh_families WHERE idle_expires_at > ? AND absolute_expires_at > ?
+ORDER BY last_used_at DESC, id DESC LIMIT ? OFFSET ?
+"""
+PURGE_EXPIRED_FAMILIES = """
+DELETE FROM refresh_families WHERE id IN (
+    SELECT id FROM refresh_families
+    WHERE idle_expires_at <= ? OR absolute_expires_at <= ?
+    LIMIT ?
+)
+"""
+
+INSERT_REFRESH_TOKEN = """
+INSERT INTO refresh_tokens (hash, family_id, created_at, spent_at, successor_hash)
+VALUES (?, ?, ?, ?, ?)
+"""  # noqa: S105 (SQL, not a secret)
+GET_REFRESH_TOKEN = """
+SELECT hash, family_id, created_at, spent_at, successor_hash
+FROM refresh_tokens WHERE hash = ?
+"""  # noqa: S105 (SQL, not a secret)
+# The compare-and-set of rotation: of racing spends of one token, only the first matches
+# "spent_at IS NULL" (SECURITY.md T8).
+SPEND_REFRESH_TOKEN = """
+UPDATE refresh_tokens SET spent_at = ?, successor_hash = ?
+WHERE hash = ? AND spent_at IS NULL
+"""  # noqa: S105 (SQL, not a secret)
+GET_REFRESH_TOKEN_FAMILY = "SELECT family_id FROM refresh_tokens WHERE hash = ?"  # noqa: S105
+
+INSERT_REVOCATION = """
+INSERT INTO revocations (kind, subject, at, expires_at) VALUES (?, ?, ?, ?)
+"""
+REVOCATIONS_AFTER = """
+SELECT kind, subject, at, expires_at, seq
+FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?
+"""
+PURGE_EXPIRED_REVOCATIONS = """
+DELETE FROM revocations WHERE seq IN (
+    SELECT seq FROM revocations WHERE expires_at <= ? ORDER BY seq LIMIT ?
+)
+"""
+
+INSERT_AUDIT = """
+INSERT INTO audit_events (at, kind, user_id, actor_id, client_address, detail)
+VALUES (?, ?, ?, ?, ?, ?)
+"""
+# One statement per filter combination, so each can use its index; "seq < ?" takes the
+# largest 64-bit integer when there is no "before".
+LIST_AUDIT = """
+SELECT kind, at, user_id, actor_id, client_address, detail, seq
+FROM audit_events WHERE seq < ? ORDER BY seq DESC LIMIT ?
+"""
+LIST_AUDIT_OF_USER = """
+SELECT kind, at, user_id, actor_id, client_address, detail, seq
+FROM audit_events WHERE seq < ? AND (user_id = ? OR actor_id = ?)
+ORDER BY seq DESC LIMIT ?
+"""
+LIST_AUDIT_OF_KIND = """
+SELECT kind, at, user_id, actor_id, client_address, detail, seq
+FROM audit_events WHERE seq < ? AND kind = ? ORDER BY seq DESC LIMIT ?
+"""
+LIST_AUDIT_OF_USER_AND_KIND = """
+SELECT kind, at, user_id, actor_id, client_address, detail, seq
+FROM audit_events WHERE seq < ? AND (user_id = ? OR actor_id = ?) AND kind = ?
+ORDER BY seq DESC LIMIT ?
+"""
+
+INSERT_CLIENT = "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)"
+GET_CLIENT = "SELECT id, name, secret_hash, created_at FROM clients WHERE id = ?"
+LIST_CLIENTS = "SELECT id, name, secret_hash, created_at FROM clients ORDER BY created_at, id"
+DELETE_CLIENT = "DELETE FROM clients WHERE id = ?"
 
 INSERT_KEY = """
 INSERT INTO signing_keys (kid, alg, material, created_at, state, retire_after)
@@ -85,18 +203,23 @@ FROM signing_keys ORDER BY created_at, kid
 SET_KEY_STATE = "UPDATE signing_keys SET state = ?, retire_after = ? WHERE kid = ?"
 
 _KEY_STATES: dict[str, KeyState] = {"active": "active", "verify": "verify", "retired": "retired"}
+_REVOCATION_KINDS: dict[str, RevocationKind] = {
+    "token": "token",
+    "family": "family",
+    "user": "user",
+    "key": "key",
+}
 _UNIQUE_VIOLATIONS = frozenset(
     {sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}
 )
 
 
 def user_params(user: User) -> tuple[Any, ...]:
-    roles = json.dumps(list(user.roles))
     return (
         user.id,
         user.email,
         user.password_hash,
-        roles,
+        roles_json(user.roles),
         user.created_at,
         user.password_changed_at,
         user.locked,
@@ -125,6 +248,59 @@ def session_params(record: SessionRecord) -> tuple[Any, ...]:
         record.user_agent,
         record.password_changed_at,
     )
+
+
+def roles_json(roles: tuple[str, ...]) -> str:
+    return json.dumps(list(roles))
+
+
+def family_params(family: RefreshFamily) -> tuple[Any, ...]:
+    return (
+        family.id,
+        family.user_id,
+        family.created_at,
+        family.last_used_at,
+        family.idle_expires_at,
+        family.absolute_expires_at,
+        family.client_address,
+        family.user_agent,
+        family.password_changed_at,
+    )
+
+
+def refresh_token_params(token: RefreshToken) -> tuple[Any, ...]:
+    return (token.hash, token.family_id, token.created_at, token.spent_at, token.successor_hash)
+
+
+def revocation_params(revocation: Revocation) -> tuple[Any, ...]:
+    return (revocation.kind, revocation.subject, revocation.at, revocation.expires_at)
+
+
+def revocation_from_row(row: Any) -> Revocation:
+    kind = _REVOCATION_KINDS.get(row[0])
+    if kind is None:
+        raise StoreUnavailable("A stored revocation has an unknown kind.")
+    return Revocation(kind, row[1], row[2], row[3], row[4])
+
+
+def audit_params(event: AuditEvent) -> tuple[Any, ...]:
+    # Compact and strict: NaN and Infinity are not JSON, and PostgreSQL's json refuses them.
+    detail = json.dumps(event.detail, separators=(",", ":"), allow_nan=False)
+    return (event.at, event.kind, event.user_id, event.actor_id, event.client_address, detail)
+
+
+def audit_from_row(row: Any) -> AuditEvent:
+    try:
+        detail = json.loads(row[5])
+    except ValueError:
+        detail = None
+    if not isinstance(detail, dict):
+        raise StoreUnavailable("A stored audit event has a malformed detail.")
+    return AuditEvent(row[0], row[1], row[2], row[3], row[4], detail, row[6])
+
+
+def client_params(client: Client) -> tuple[Any, ...]:
+    return (client.id, client.name, client.secret_hash, client.created_at)
 
 
 def key_params(key: StoredKey) -> tuple[Any, ...]:
