@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from twofold.clock import Clock
@@ -12,6 +14,7 @@ from twofold.errors import (
     Conflict,
     InvalidEmail,
     InvalidRequest,
+    NotFound,
     ReauthenticationFailed,
 )
 from twofold.passwords import PasswordHasher, PasswordPolicy, normalize_password
@@ -20,6 +23,8 @@ from twofold.store.records import User
 
 ROLE_ADMIN = "admin"
 ROLE_USER = "user"
+MAX_ROLES = 16
+_ROLE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 class Accounts:
@@ -73,8 +78,10 @@ class Accounts:
         if user is None:
             await self._hasher.burn(password)
             raise AuthenticationFailed()
-        if not await self._hasher.verify(user.password_hash, password) or user.locked:
-            raise AuthenticationFailed()
+        if not await self._hasher.verify(user.password_hash, password):
+            raise AuthenticationFailed(user_id=user.id)
+        if user.locked:
+            raise AuthenticationFailed(user_id=user.id, reason="locked")
         if self._hasher.needs_rehash(user.password_hash):
             new_hash = await self._hasher.hash(password)
             await self._store.rehash_password(user.id, user.password_hash, new_hash)
@@ -101,8 +108,28 @@ class Accounts:
     async def get(self, user_id: str) -> User | None:
         return await self._store.get_user(user_id)
 
+    async def get_by_email(self, email: str) -> User | None:
+        """``InvalidEmail`` if ``email`` is not an address at all."""
+        return await self._store.get_user_by_email(normalize_email(email))
+
     async def list(self, limit: int = 100, offset: int = 0) -> list[User]:
         return await self._store.list_users(limit=limit, offset=offset)
+
+    async def set_locked(self, user_id: str, locked: bool) -> None:
+        if not await self._store.set_locked(user_id, locked):
+            raise NotFound("No such user.")
+
+    async def set_roles(self, user_id: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """Replace the roles with ``roles`` (deduplicated, order kept)."""
+        unique: tuple[str, ...] = tuple(dict.fromkeys(roles))
+        if len(unique) > MAX_ROLES or not all(_ROLE.fullmatch(role) for role in unique):
+            raise InvalidRequest(
+                f"Roles are at most {MAX_ROLES} names of 1-32 lower-case letters, digits, "
+                "'_' or '-', starting with a letter."
+            )
+        if not await self._store.set_roles(user_id, unique):
+            raise NotFound("No such user.")
+        return unique
 
 
 def _email_words(email: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The core of the server: accounts, sessions and access tokens composed.
+"""The core of the server: accounts, sessions, token families and revocation composed.
 
 It knows nothing of HTTP; routes parse, call it, and map its errors to status codes.
 """
@@ -8,11 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from twofold import audit
 from twofold.accounts import Accounts
+from twofold.audit import AuditLog
+from twofold.devices import Device, from_family, from_session, parse_handle
 from twofold.emails import normalize_email
-from twofold.errors import NotAuthenticated
+from twofold.errors import AuthenticationFailed, InvalidGrant, NotAuthenticated, NotFound
 from twofold.jose.jwt import AccessClaims, AccessTokenCodec
-from twofold.sessions import IssuedSession, SessionManager
+from twofold.refresh import IssuedRefresh, RefreshTokens, ReuseDetected
+from twofold.revocation import Revoker
+from twofold.sessions import IssuedSession, SessionManager, is_well_formed
 from twofold.store.records import SessionRecord, User
 
 AuthMode = Literal["session", "jwt"]
@@ -29,6 +34,18 @@ class Principal:
     session: SessionRecord | None = None
     claims: AccessClaims | None = None
 
+    @property
+    def family_id(self) -> str | None:
+        return None if self.claims is None else self.claims.sid
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from, for the audit log and the devices list."""
+
+    client_address: str | None = None
+    user_agent: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class SessionLogin:
@@ -41,15 +58,33 @@ class TokenLogin:
     user: User
     access_token: str
     claims: AccessClaims
+    refresh: IssuedRefresh
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    """What the caller continues with: a rotated session, or a new token pair."""
+
+    session: IssuedSession | None = None
+    tokens: TokenLogin | None = None
 
 
 class Authority:
     def __init__(
-        self, accounts: Accounts, sessions: SessionManager, tokens: AccessTokenCodec
+        self,
+        accounts: Accounts,
+        sessions: SessionManager,
+        tokens: AccessTokenCodec,
+        refresh: RefreshTokens,
+        revoker: Revoker,
+        audit_log: AuditLog,
     ) -> None:
         self.accounts = accounts
         self.sessions = sessions
         self.tokens = tokens
+        self.refresh_tokens = refresh
+        self.revoker = revoker
+        self.audit = audit_log
 
     async def register(self, email: str, password: str) -> str:
         """Register and return the normalised address; one already taken is not reported
@@ -57,29 +92,88 @@ class Authority:
         await self.accounts.register(email, password)
         return normalize_email(email)
 
+    # -- logging in --------------------------------------------------------------------
+
+    async def _authenticate(
+        self, email: str, password: str, mode: AuthMode, origin: Origin
+    ) -> User:
+        try:
+            user = await self.accounts.authenticate(email, password)
+        except AuthenticationFailed as exc:
+            await self.audit.record(
+                audit.LOGIN_FAILED,
+                user_id=exc.user_id,
+                client_address=origin.client_address,
+                mode=mode,
+                reason=exc.reason if exc.user_id else "unknown_account",
+            )
+            raise
+        await self.audit.record(
+            audit.LOGIN_SUCCEEDED, user_id=user.id, client_address=origin.client_address, mode=mode
+        )
+        return user
+
     async def login_session(
-        self,
-        email: str,
-        password: str,
-        *,
-        client_address: str | None,
-        user_agent: str | None,
-        replacing: str | None,
+        self, email: str, password: str, *, origin: Origin, replacing: str | None
     ) -> SessionLogin:
-        user = await self.accounts.authenticate(email, password)
+        user = await self._authenticate(email, password, "session", origin)
         issued = await self.sessions.create(
             user.id,
             password_changed_at=user.password_changed_at,
-            client_address=client_address,
-            user_agent=user_agent,
+            client_address=origin.client_address,
+            user_agent=origin.user_agent,
             replacing=replacing,
         )
         return SessionLogin(user=user, session=issued)
 
-    async def login_token(self, email: str, password: str) -> TokenLogin:
-        user = await self.accounts.authenticate(email, password)
-        token, claims = self.tokens.issue(user.id, user.roles, extra={"email": user.email})
-        return TokenLogin(user=user, access_token=token, claims=claims)
+    async def login_token(self, email: str, password: str, *, origin: Origin) -> TokenLogin:
+        user = await self._authenticate(email, password, "jwt", origin)
+        return await self._new_family(user, origin)
+
+    async def _new_family(self, user: User, origin: Origin) -> TokenLogin:
+        issued = await self.refresh_tokens.start_family(
+            user.id,
+            password_changed_at=user.password_changed_at,
+            client_address=origin.client_address,
+            user_agent=origin.user_agent,
+        )
+        return self._pair(user, issued)
+
+    def _pair(self, user: User, issued: IssuedRefresh) -> TokenLogin:
+        token, claims = self.tokens.issue(
+            user.id,
+            user.roles,
+            extra={"email": user.email},
+            sid=issued.family.id,
+            jti=self.refresh_tokens.access_jti(issued),
+            auth_time=issued.family.created_at,
+            not_before=self.revoker.revoked.not_before(user.id),
+        )
+        return TokenLogin(user=user, access_token=token, claims=claims, refresh=issued)
+
+    async def refresh(self, token: str, *, origin: Origin) -> TokenLogin:
+        """Rotate a refresh token into a new pair carrying the user's current roles.
+
+        A spent token ends its family and every access token issued from it (T8)."""
+        try:
+            issued = await self.refresh_tokens.rotate(token)
+        except ReuseDetected as exc:
+            await self.revoker.family(exc.family.id)
+            await self.audit.record(
+                audit.REFRESH_REUSE,
+                user_id=exc.family.user_id,
+                client_address=origin.client_address,
+                family=exc.family.id,
+            )
+            raise
+        family = issued.family
+        user = await self.accounts.get(family.user_id)
+        if user is None or user.locked or user.password_changed_at != family.password_changed_at:
+            await self.refresh_tokens.end(family.id)
+            raise InvalidGrant()
+        return self._pair(user, issued)
+
+    # -- who is calling ----------------------------------------------------------------
 
     async def session_principal(self, session_id: str) -> Principal:
         """The user behind a session id; roles, lock state and password changes are read
@@ -94,8 +188,10 @@ class Authority:
         )
 
     def token_principal(self, token: str) -> Principal:
-        """The user behind an access token: a signature check and claim checks, no store read."""
+        """The user behind an access token: a signature check, claim checks and the
+        in-memory revocation check (T9); no store read."""
         claims = self.tokens.verify(token)
+        self.revoker.revoked.check(claims)
         email = claims.extra.get("email")
         return Principal(
             user_id=claims.sub,
@@ -105,23 +201,147 @@ class Authority:
             claims=claims,
         )
 
-    async def logout_session(self, session_id: str) -> None:
-        await self.sessions.end(session_id)
+    # -- logging out -------------------------------------------------------------------
+
+    async def logout(self, principal: Principal, *, session_id: str | None, origin: Origin) -> None:
+        """End the current session, or the current token family and its access tokens."""
+        if session_id is not None:
+            await self.sessions.end(session_id)
+        else:
+            await self._end_token_login(principal)
+        await self.audit.record(
+            audit.LOGOUT,
+            user_id=principal.user_id,
+            client_address=origin.client_address,
+            mode=principal.mode,
+        )
+
+    async def _end_token_login(self, principal: Principal) -> None:
+        claims = principal.claims
+        assert claims is not None
+        if claims.sid is not None:
+            await self.refresh_tokens.end(claims.sid)
+            await self.revoker.family(claims.sid)
+        else:
+            await self.revoker.token(claims.jti, claims.exp + self.tokens.policy.leeway)
+
+    async def logout_refresh(self, token: str, *, origin: Origin) -> bool:
+        """End the family of a refresh token (a browser's logout holds only the cookie)."""
+        family = await self.refresh_tokens.family_of(token)
+        if family is None:
+            return False
+        await self.end_family(family.id)
+        await self.audit.record(
+            audit.LOGOUT, user_id=family.user_id, client_address=origin.client_address, mode="jwt"
+        )
+        return True
+
+    async def end_family(self, family_id: str) -> None:
+        await self.refresh_tokens.end(family_id)
+        await self.revoker.family(family_id)
+
+    # -- password ----------------------------------------------------------------------
 
     async def change_password(
-        self, principal: Principal, current: str, new: str, *, session_id: str | None
-    ) -> IssuedSession | None:
-        """Change the password and end every other session of the user.
+        self,
+        principal: Principal,
+        current: str,
+        new: str,
+        *,
+        session_id: str | None,
+        origin: Origin,
+    ) -> PasswordChanged:
+        """Change the password and end every other session and token family of the user.
 
-        Storing the new password is what invalidates the other sessions (each carries the
-        password epoch it was proved under), so a failure after it, or a login racing with
-        it, leaves no session alive. Deleting their records is clean-up. A
-        session-authenticated caller keeps a session under a new id (returned)."""
+        Storing the new password is what invalidates the other sessions and families (each
+        carries the password epoch it was proved under), so a failure after it, or a login
+        racing with it, leaves nothing alive; access tokens are cut off by a user
+        revocation. Deleting the records is clean-up. The caller continues with a rotated
+        session or, in JWT mode, a new token pair."""
         user = await self.accounts.change_password(principal.user_id, current, new)
+        await self.revoker.user(user.id)
+        await self.refresh_tokens.end_all_for_user(user.id)
+        await self.audit.record(
+            audit.PASSWORD_CHANGED, user_id=user.id, client_address=origin.client_address
+        )
         if session_id is None or principal.session is None:
             await self.sessions.end_all_for_user(user.id)
-            return None
+            return PasswordChanged(tokens=await self._new_family(user, origin))
         await self.sessions.end_all_for_user(user.id, keep=session_id)
-        return await self.sessions.rotate(
+        rotated = await self.sessions.rotate(
             session_id, principal.session, password_changed_at=user.password_changed_at
         )
+        return PasswordChanged(session=rotated)
+
+    # -- devices -----------------------------------------------------------------------
+
+    async def devices(self, principal: Principal) -> list[Device]:
+        """The caller's sessions and token families, the current one marked."""
+        current_hash = principal.session.id_hash if principal.session is not None else None
+        sessions = [
+            from_session(record, current=record.id_hash == current_hash)
+            for record in await self.sessions.list_for_user(principal.user_id)
+        ]
+        families = [
+            from_family(family, current=family.id == principal.family_id)
+            for family in await self.refresh_tokens.list_for_user(principal.user_id)
+        ]
+        return sorted(sessions + families, key=lambda d: d.last_seen_at, reverse=True)
+
+    async def revoke_device(
+        self,
+        handle: str,
+        *,
+        owner: str | None,
+        actor: Principal | None,
+        origin: Origin,
+    ) -> Device:
+        """End one session or family. ``owner`` restricts it to that user's devices (a
+        user's own revocation); an admin passes None. Unknown or foreign: ``NotFound``."""
+        parsed = parse_handle(handle)
+        device: Device | None = None
+        if parsed is not None and parsed[0] == "session":
+            assert isinstance(parsed[1], bytes)
+            record = await self.sessions.get_by_hash(parsed[1])
+            if record is not None and owner in (None, record.user_id):
+                await self.sessions.end_by_hash(record.id_hash)
+                device = from_session(record)
+        elif parsed is not None:
+            assert isinstance(parsed[1], str)
+            family = await self.refresh_tokens.get_family(parsed[1])
+            if family is not None and owner in (None, family.user_id):
+                await self.end_family(family.id)
+                device = from_family(family)
+        if device is None:
+            raise NotFound("No such session or device.")
+        await self.audit.record(
+            audit.SESSION_REVOKED,
+            user_id=device.user_id,
+            actor_id=actor.user_id if actor is not None else None,
+            client_address=origin.client_address,
+            device=device.id,
+            device_kind=device.kind,
+        )
+        return device
+
+    async def revoke_other_devices(
+        self, principal: Principal, *, session_id: str | None, origin: Origin
+    ) -> int:
+        """End every session and family of the caller except the one in use."""
+        keep = session_id if session_id is not None and is_well_formed(session_id) else None
+        ended = await self.sessions.end_all_for_user(principal.user_id, keep=keep)
+        families = await self.refresh_tokens.end_all_for_user(
+            principal.user_id, keep=principal.family_id
+        )
+        for family_id in families:
+            await self.revoker.family(family_id)
+        total = ended + len(families)
+        await self.audit.record(
+            audit.SESSION_REVOKED,
+            user_id=principal.user_id,
+            actor_id=principal.user_id,
+            client_address=origin.client_address,
+            device="others",
+            ended=total,
+        )
+        return total

@@ -54,6 +54,32 @@ class Settings(BaseSettings):
     session_idle_timeout: int = Field(default=1800, ge=60)
     session_absolute_lifetime: int = Field(default=43_200, ge=300)
     session_touch_interval: int = Field(default=60, ge=0)
+    refresh_idle_timeout: int = Field(
+        default=7 * 86_400, ge=60, description="A token family unused this long ends."
+    )
+    refresh_absolute_lifetime: int = Field(
+        default=30 * 86_400, ge=300, description="A token family ends this long after login."
+    )
+    refresh_reuse_grace: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="Seconds in which a just-spent refresh token presented again gets the "
+        "same new pair (a client's racing requests); 0 makes any second use a theft.",
+    )
+    event_poll_interval: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description="Seconds between reads of the revocation stream for changes made by "
+        "other processes (other instances, the CLI).",
+    )
+    maintenance_interval: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between purges of expired records and key retirement.",
+    )
     argon2_profile: ProfileName = "rfc9106-low-memory"
     hash_workers: int = Field(default_factory=_default_hash_workers, ge=1, le=64)
     hash_queue: int = Field(
@@ -75,6 +101,8 @@ class Settings(BaseSettings):
             raise ValueError("session_touch_interval must be shorter than session_idle_timeout")
         if self.session_idle_timeout > self.session_absolute_lifetime:
             raise ValueError("session_idle_timeout must not exceed session_absolute_lifetime")
+        if self.refresh_idle_timeout > self.refresh_absolute_lifetime:
+            raise ValueError("refresh_idle_timeout must not exceed refresh_absolute_lifetime")
         return self
 
     @field_validator("public_url", "issuer")

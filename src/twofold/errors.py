@@ -48,6 +48,12 @@ class AuthenticationFailed(TwofoldError):
     code = "invalid_credentials"
     default_detail = "The e-mail address or password is incorrect."
 
+    def __init__(self, *, user_id: str | None = None, reason: str = "bad_credentials") -> None:
+        super().__init__()
+        # For the audit log only; the answer is the same whatever these are.
+        self.user_id = user_id
+        self.reason = reason
+
 
 class NotAuthenticated(TwofoldError):
     """No valid session or token came with the request."""
@@ -65,6 +71,21 @@ class InvalidToken(NotAuthenticated):
     def __init__(self, reason: str = "invalid") -> None:
         self.reason = reason
         super().__init__(f"The access token is invalid ({reason}).")
+
+
+class InvalidGrant(NotAuthenticated):
+    """A refresh token that is unknown, expired, spent or of an ended family (RFC 6749
+    ``invalid_grant``); which of these it was is not told."""
+
+    code = "invalid_grant"
+    default_detail = "The refresh token is invalid or expired."
+
+
+class InvalidClient(TwofoldError):
+    """Client authentication failed (RFC 6749 section 5.2 ``invalid_client``)."""
+
+    code = "invalid_client"
+    default_detail = "Client authentication failed."
 
 
 class CsrfFailed(TwofoldError):

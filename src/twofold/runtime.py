@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
 
+from twofold import audit
 from twofold.accounts import Accounts
+from twofold.admin import Admin
+from twofold.audit import AuditLog
 from twofold.authority import Authority
+from twofold.clients import Clients
 from twofold.clock import Clock, SystemClock
 from twofold.config import Settings, prepare_data_dir
+from twofold.errors import StoreUnavailable
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.masterkey import MasterKey
+from twofold.oauth import TokenService
 from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
+from twofold.refresh import RefreshPolicy, RefreshTokens
+from twofold.revocation import Revoker
 from twofold.sessions import SessionManager, SessionPolicy
-from twofold.signing_keys import load_keyring
+from twofold.signing_keys import SigningKeys
 from twofold.store.base import Store
 from twofold.store.factory import store_from_url
 from twofold.store.migrate import upgrade
+
+log = logging.getLogger("twofold.runtime")
+
+PURGE_BATCH = 1000
 
 
 @dataclass(slots=True)
@@ -25,13 +40,22 @@ class Runtime:
     clock: Clock
     store: Store
     master_key: MasterKey
-    keyring: KeyRing
+    keys: SigningKeys
     hasher: PasswordHasher
     authority: Authority
+    admin: Admin
+    clients: Clients
+    oauth: TokenService
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.authority.tokens.keyring
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        """Open the store (migrating an embedded SQLite database), load keys, build the core."""
+        """Open the store (migrating an embedded SQLite database), load keys and the
+        revocation stream, build the core. Background work starts with :meth:`serve`."""
         clock = clock or SystemClock()
         prepare_data_dir(settings.data_dir)
         url = settings.effective_database_url
@@ -43,9 +67,23 @@ class Runtime:
         await store.open()
         hasher: PasswordHasher | None = None
         try:
-            keyring = await load_keyring(
-                store, master_key.sealer(), settings.signing_algorithm, clock
+            # An entry of the revocation stream lives as long as the tokens it can refuse.
+            horizon = settings.access_token_lifetime + settings.token_leeway
+            keys = SigningKeys(
+                store, master_key.sealer(), settings.signing_algorithm, clock, retain=horizon
             )
+            tokens = AccessTokenCodec(
+                await keys.load(),
+                TokenPolicy(
+                    issuer=settings.effective_issuer,
+                    audience=settings.audience,
+                    lifetime=settings.access_token_lifetime,
+                    leeway=settings.token_leeway,
+                ),
+                clock,
+            )
+            revoker = Revoker(store, clock, horizon=horizon)
+            await revoker.load()
             hasher = PasswordHasher(
                 ARGON2_PROFILES[settings.argon2_profile],
                 workers=settings.hash_workers,
@@ -60,15 +98,15 @@ class Runtime:
                 ),
                 clock,
             )
-            tokens = AccessTokenCodec(
-                keyring,
-                TokenPolicy(
-                    issuer=settings.effective_issuer,
-                    audience=settings.audience,
-                    lifetime=settings.access_token_lifetime,
-                    leeway=settings.token_leeway,
+            refresh = RefreshTokens(
+                store,
+                RefreshPolicy(
+                    idle_timeout=settings.refresh_idle_timeout,
+                    absolute_lifetime=settings.refresh_absolute_lifetime,
+                    reuse_grace=settings.refresh_reuse_grace,
                 ),
                 clock,
+                master_key.derive("refresh-token"),
             )
             accounts = Accounts(store, hasher, PasswordPolicy(), clock)
         except BaseException:
@@ -76,9 +114,63 @@ class Runtime:
                 hasher.close()
             await store.close()
             raise
-        authority = Authority(accounts, sessions, tokens)
-        return cls(settings, clock, store, master_key, keyring, hasher, authority)
+        authority = Authority(accounts, sessions, tokens, refresh, revoker, AuditLog(store, clock))
+
+        async def reload_keys() -> None:
+            tokens.keyring = await keys.load()
+
+        revoker.on_keys_changed(reload_keys)
+        return cls(
+            settings,
+            clock,
+            store,
+            master_key,
+            keys,
+            hasher,
+            authority,
+            Admin(authority, keys),
+            Clients(store, clock),
+            TokenService(authority),
+        )
+
+    def serve(self) -> None:
+        """Start following the revocation stream and the periodic maintenance."""
+        revoker = self.authority.revoker
+        self._tasks = [
+            asyncio.create_task(revoker.follow(self.settings.event_poll_interval)),
+            asyncio.create_task(self._maintain()),
+        ]
+
+    async def maintain(self) -> None:
+        """One round of upkeep: retire keys whose tokens have all expired (and tell every
+        instance), and purge expired sessions, families and revocation entries in bounded
+        batches."""
+        now = self.clock.now()
+        retired = await self.keys.retire_due()
+        if retired:
+            self.authority.tokens.keyring = await self.keys.load()
+            for kid in retired:
+                await self.authority.revoker.keys(kid)
+                await self.authority.audit.record(audit.KEY_RETIRED, kid=kid)
+        await self.store.purge_expired_sessions(now, PURGE_BATCH)
+        await self.store.purge_expired_families(now, PURGE_BATCH)
+        await self.store.purge_expired_revocations(now, PURGE_BATCH)
+        self.authority.revoker.prune()
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.maintenance_interval)
+            try:
+                await self.maintain()
+            except StoreUnavailable as exc:
+                log.warning("maintenance skipped", extra={"reason": exc.detail})
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
         self.hasher.close()
         await self.store.close()

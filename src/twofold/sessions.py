@@ -129,7 +129,22 @@ class SessionManager:
         return await self._store.delete_user_sessions(user_id, keep=keep_hash)
 
     async def list_for_user(self, user_id: str) -> list[SessionRecord]:
-        return await self._store.list_user_sessions(user_id)
+        """The user's live sessions, newest first."""
+        now = self._clock.now()
+        return [
+            record
+            for record in await self._store.list_user_sessions(user_id)
+            if now < record.idle_expires_at and now < record.absolute_expires_at
+        ]
+
+    async def get_by_hash(self, id_hash: bytes) -> SessionRecord | None:
+        return await self._store.get_session(id_hash)
+
+    async def end_by_hash(self, id_hash: bytes) -> bool:
+        return await self._store.delete_session(id_hash)
+
+    async def list_live(self, limit: int, offset: int) -> list[SessionRecord]:
+        return await self._store.list_live_sessions(self._clock.now(), limit, offset)
 
     async def _issue(
         self,

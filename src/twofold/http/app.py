@@ -18,7 +18,7 @@ from twofold.http.access_log import AccessLogMiddleware
 from twofold.http.body_limit import BodyLimitMiddleware
 from twofold.http.csrf import CsrfGuard
 from twofold.http.deps import Web
-from twofold.http.routes import auth, health, pages, wellknown
+from twofold.http.routes import admin, auth, health, oauth, pages, wellknown
 from twofold.http.security_headers import SecurityHeadersMiddleware
 from twofold.http.transport import CookiePolicy
 from twofold.runtime import Runtime
@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 frozenset({f"{public.scheme}://{public.netloc}"}),
             ),
         )
+        runtime.serve()
         try:
             yield
         finally:
@@ -53,7 +54,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for router in (auth.router, wellknown.router, health.router, pages.router):
+    for router in (
+        auth.router,
+        admin.router,
+        oauth.router,
+        wellknown.router,
+        health.router,
+        pages.router,
+    ):
         app.include_router(router)
     app.mount(
         "/static",

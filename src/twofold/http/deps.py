@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from twofold.authority import Principal
-from twofold.errors import NotAuthenticated, UnsupportedMediaType
+from twofold.accounts import ROLE_ADMIN
+from twofold.authority import Origin, Principal
+from twofold.errors import Forbidden, NotAuthenticated, UnsupportedMediaType
 from twofold.http.csrf import HEADER, SAFE_METHODS, CsrfGuard
 from twofold.http.transport import CookiePolicy, bearer_token, session_cookie
 from twofold.runtime import Runtime
@@ -39,6 +40,10 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def origin(request: Request) -> Origin:
+    return Origin(client_address(request), request.headers.get("user-agent"))
+
+
 def require_json(request: Request) -> None:
     """JSON routes take JSON only: a form or text/plain body (what a cross-site form can
     send without a CORS preflight) is refused before it is parsed."""
@@ -63,3 +68,11 @@ async def authenticate(request: Request) -> Caller:
         context.csrf.check(request, session_id, request.headers.get(HEADER))
     principal = await context.runtime.authority.session_principal(session_id)
     return Caller(principal, session_id)
+
+
+async def authenticate_admin(request: Request) -> Caller:
+    """An authenticated caller with the ``admin`` role (roles as of this request)."""
+    caller = await authenticate(request)
+    if ROLE_ADMIN not in caller.principal.roles:
+        raise Forbidden("This needs the admin role.")
+    return caller

@@ -22,6 +22,7 @@ STATUS: dict[type[errors.TwofoldError], int] = {
     errors.UnsupportedMediaType: 415,
     errors.AuthenticationFailed: 401,
     errors.NotAuthenticated: 401,
+    errors.InvalidClient: 401,
     errors.CsrfFailed: 403,
     errors.Forbidden: 403,
     errors.NotFound: 404,
@@ -46,13 +47,16 @@ def error_response(
 
 
 def www_authenticate(exc: errors.TwofoldError) -> str:
-    """RFC 6750 section 3: no error code when no credentials came, else invalid_token."""
+    """RFC 6750 section 3: no error code when no credentials came, else invalid_token.
+    A client of the OAuth endpoints authenticates with HTTP Basic (RFC 6749 2.3.1)."""
+    if isinstance(exc, errors.InvalidClient):
+        return 'Basic realm="twofold"'
     if isinstance(exc, errors.InvalidToken):
         return f'{REALM}, error="invalid_token", error_description="{exc.reason}"'
     return REALM
 
 
-async def _twofold_error(request: Request, exc: Exception) -> Response:
+async def render_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.TwofoldError)
     status = status_for(exc)
     detail = exc.detail
@@ -68,7 +72,10 @@ async def _twofold_error(request: Request, exc: Exception) -> Response:
     elif status == 500:
         log.error("configuration error", extra={"code": exc.code})
     response = error_response(status, exc.code, detail, headers)
-    if isinstance(exc, errors.NotAuthenticated) and not isinstance(exc, errors.InvalidToken):
+    # A bad token or refresh token says nothing about the session cookie sent alongside.
+    if isinstance(exc, errors.NotAuthenticated) and not isinstance(
+        exc, errors.InvalidToken | errors.InvalidGrant
+    ):
         _clear_dead_session_cookie(request, response)
     return response
 
@@ -111,7 +118,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(errors.TwofoldError, _twofold_error)
+    app.add_exception_handler(errors.TwofoldError, render_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,11 @@ class LoginIn(Strict):
     email: str = Email
     password: str = Password
     mode: Literal["session", "jwt"] = "session"
+    refresh_transport: Literal["body", "cookie"] = Field(
+        default="body",
+        description="JWT mode: `cookie` puts the refresh token in an HttpOnly cookie "
+        "scoped to /auth/refresh (browsers) instead of the body (API clients).",
+    )
 
 
 class UserOut(BaseModel):
@@ -47,6 +52,17 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name)
     expires_in: int
+    refresh_token: str | None = Field(
+        default=None, description="Absent when it was set as a cookie instead."
+    )
+
+
+class RefreshIn(Strict):
+    refresh_token: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Omit it to use the refresh cookie (browsers).",
+    )
 
 
 class AuthInfo(BaseModel):
@@ -69,6 +85,98 @@ class PasswordChangeOut(BaseModel):
     csrf_token: str | None = Field(
         default=None, description="The rotated session's new CSRF token (session mode)."
     )
+    access_token: str | None = Field(default=None, description="JWT mode: a new pair.")
+    token_type: Literal["Bearer"] | None = None
+    expires_in: int | None = None
+    refresh_token: str | None = None
+
+
+class DeviceOut(BaseModel):
+    id: str = Field(description="Handle for DELETE; not a credential.")
+    kind: Literal["session", "token_family"]
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    client_address: str | None
+    user_agent: str | None
+    current: bool
+
+
+class DevicesOut(BaseModel):
+    sessions: list[DeviceOut]
+
+
+class EndedOut(BaseModel):
+    ended: int
+
+
+class AdminUserOut(UserOut):
+    locked: bool
+    created_at: str
+
+
+class AdminUsersOut(BaseModel):
+    users: list[AdminUserOut]
+
+
+class RolesIn(Strict):
+    roles: list[str] = Field(max_length=16)
+
+
+class LiveDeviceOut(DeviceOut):
+    user_id: str
+    email: str | None
+
+
+class LiveDevicesOut(BaseModel):
+    sessions: list[LiveDeviceOut]
+
+
+class RotateIn(Strict):
+    compromised: bool = False
+
+
+class RotationOut(BaseModel):
+    kid: str
+    alg: str
+    previous: list[str]
+    compromised: bool
+
+
+class KeyOut(BaseModel):
+    kid: str
+    alg: str
+    state: Literal["active", "verify", "retired"]
+    created_at: str
+    retire_after: str | None
+
+
+class KeysOut(BaseModel):
+    keys: list[KeyOut]
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    at: str
+    kind: str
+    user_id: str | None
+    actor_id: str | None
+    client_address: str | None
+    detail: dict[str, Any]
+
+
+class AuditPageOut(BaseModel):
+    events: list[AuditEventOut]
+    next_before: int | None = Field(
+        description="Pass as `before` for the next (older) page; null on the last page."
+    )
+
+
+class IntrospectionOut(BaseModel):
+    """RFC 7662 section 2.2; only `active` when the token is not active."""
+
+    model_config = ConfigDict(extra="allow")
+    active: bool
 
 
 class ErrorOut(BaseModel):
@@ -78,6 +186,22 @@ class ErrorOut(BaseModel):
 
 class JwksOut(BaseModel):
     keys: list[dict[str, str]]
+
+
+class DiscoveryOut(BaseModel):
+    issuer: str
+    jwks_uri: str
+    token_endpoint: str
+    introspection_endpoint: str
+    introspection_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint: str
+    revocation_endpoint_auth_methods_supported: list[str]
+    grant_types_supported: list[str]
+    response_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    access_token_signing_alg_values_supported: list[str]
+    twofold_login_endpoint: str
+    twofold_sessions_endpoint: str
 
 
 class HealthOut(BaseModel):

@@ -11,6 +11,7 @@ from twofold.errors import InvalidToken
 from twofold.sessions import IssuedSession
 
 MAX_BEARER_LENGTH = 8192
+REFRESH_PATH = "/auth/refresh"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +52,41 @@ class CookiePolicy:
     def clear(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="lax")
 
+    @property
+    def refresh_name(self) -> str:
+        # __Secure-, not __Host-: the cookie is scoped to the refresh path, not Path=/.
+        return "__Secure-twofold_refresh" if self.secure else "twofold_refresh"
+
+    def set_refresh(self, response: Response, token: str, max_age: int) -> None:
+        """A browser's refresh token: HttpOnly, SameSite=Strict, sent to the refresh
+        endpoint only, so page scripts and every other request never see it."""
+        response.set_cookie(
+            self.refresh_name,
+            token,
+            max_age=max(0, max_age),
+            path=REFRESH_PATH,
+            secure=self.secure,
+            httponly=True,
+            samesite="strict",
+        )
+
+    def clear_refresh(self, response: Response) -> None:
+        response.delete_cookie(
+            self.refresh_name,
+            path=REFRESH_PATH,
+            secure=self.secure,
+            httponly=True,
+            samesite="strict",
+        )
+
 
 def session_cookie(request: Request, policy: CookiePolicy) -> str | None:
     """The session id, from the cookie only: never from the URL or the body (S4)."""
     return request.cookies.get(policy.session_name) or None
+
+
+def refresh_cookie(request: Request, policy: CookiePolicy) -> str | None:
+    return request.cookies.get(policy.refresh_name) or None
 
 
 def bearer_token(request: Request) -> str | None:

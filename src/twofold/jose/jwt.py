@@ -28,7 +28,20 @@ __all__ = ["ACCESS_TOKEN_TYPE", "AccessClaims", "AccessTokenCodec", "TokenPolicy
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 
 _REGISTERED = frozenset(
-    {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "roles", "auth_time"}
+    {
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+        "roles",
+        "auth_time",
+        "sid",
+    }
 )
 
 
@@ -72,6 +85,8 @@ class AccessClaims:
     scope: str | None
     client_id: str
     auth_time: float | None = None
+    #: The login the token belongs to: its refresh-token family, when it has one.
+    sid: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,9 +96,23 @@ class AccessTokenCodec:
     __slots__ = ("_clock", "_jws", "_keyring", "_policy")
 
     def __init__(self, keyring: KeyRing, policy: TokenPolicy, clock: Clock) -> None:
-        self._keyring = keyring
         self._policy = policy
         self._clock = clock
+        self.keyring = keyring
+
+    @property
+    def policy(self) -> TokenPolicy:
+        return self._policy
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._keyring
+
+    @keyring.setter
+    def keyring(self, keyring: KeyRing) -> None:
+        """Swap the key ring (rotation): a new verifier, so no memo of a dropped key
+        survives."""
+        self._keyring = keyring
         self._jws = jws.JwsVerifier(keyring, typ=ACCESS_TOKEN_TYPE)
 
     def issue(
@@ -96,11 +125,17 @@ class AccessTokenCodec:
         lifetime: float | None = None,
         extra: Mapping[str, Any] | None = None,
         auth_time: float | None = None,
+        sid: str | None = None,
+        jti: str | None = None,
+        not_before: float | None = None,
     ) -> tuple[str, AccessClaims]:
         """Sign a new access token with the ring's signing key; return it with its claims.
 
         ``auth_time`` is when the user last authenticated (RFC 9068 section 2.2.1). ``extra``
-        adds unregistered claims; it may not override registered ones.
+        adds unregistered claims; it may not override registered ones. ``jti`` defaults to
+        128 random bits. ``not_before`` is the user's revocation cut-off: ``iat`` (whole
+        seconds) is raised to it, so a token made in the second of a revocation is not
+        taken for one made before it.
         """
         policy = self._policy
         if not isinstance(sub, str) or not sub:
@@ -118,7 +153,13 @@ class AccessTokenCodec:
         if not _REGISTERED.isdisjoint(extra):
             raise ValueError("extra claims may not override registered claims")
 
+        if sid is not None and (not isinstance(sid, str) or not sid):
+            raise ValueError("sid must be a non-empty string")
+        if jti is not None and (not isinstance(jti, str) or not jti):
+            raise ValueError("jti must be a non-empty string")
         iat = int(self._clock.now())
+        if not_before is not None:
+            iat = max(iat, math.ceil(not_before))
         claims = AccessClaims(
             sub=sub,
             iss=policy.issuer,
@@ -126,11 +167,12 @@ class AccessTokenCodec:
             exp=iat + int(lifetime),
             iat=iat,
             nbf=iat,
-            jti=secrets.token_urlsafe(16),
+            jti=secrets.token_urlsafe(16) if jti is None else jti,
             roles=tuple(roles),
             scope=scope,
             client_id=policy.client_id,
             auth_time=None if auth_time is None else int(auth_time),
+            sid=sid,
             extra=extra,
         )
         body: dict[str, Any] = {
@@ -148,6 +190,8 @@ class AccessTokenCodec:
             body["scope"] = scope
         if claims.auth_time is not None:
             body["auth_time"] = claims.auth_time
+        if sid is not None:
+            body["sid"] = sid
         body.update(extra)
         payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         token = jws.sign({"typ": ACCESS_TOKEN_TYPE}, payload, self._keyring.signing_key)
@@ -190,6 +234,9 @@ class AccessTokenCodec:
         scope = claims.get("scope")
         if scope is not None and type(scope) is not str:
             raise InvalidToken("malformed")
+        sid = claims.get("sid")
+        if sid is not None and (type(sid) is not str or not sid):
+            raise InvalidToken("malformed")
         extra_names = () if _REGISTERED.issuperset(claims) else claims.keys() - _REGISTERED
         return _verified_claims(
             {
@@ -204,6 +251,7 @@ class AccessTokenCodec:
                 "scope": scope,
                 "client_id": client_id,
                 "auth_time": auth_time,
+                "sid": sid,
                 "extra": {name: claims[name] for name in extra_names} if extra_names else {},
             }
         )

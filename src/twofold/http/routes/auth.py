@@ -1,41 +1,43 @@
-"""The JSON API under /auth: register, login (both modes), me, logout, password."""
+"""The JSON API under /auth: register, login (both modes), refresh, me, logout, password,
+and the caller's devices."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
-from twofold.http.deps import authenticate, client_address, require_json, web
+from twofold.authority import TokenLogin
+from twofold.devices import session_handle
+from twofold.errors import InvalidGrant
+from twofold.http.deps import Web, authenticate, origin, require_json, web
+from twofold.http.errors import render_error
+from twofold.http.render import device_out, rfc3339
 from twofold.http.schemas import (
     AuthInfo,
+    DevicesOut,
+    EndedOut,
     ErrorOut,
     LoginIn,
     MeOut,
     PasswordChangeIn,
     PasswordChangeOut,
+    RefreshIn,
     RegisterIn,
     RegisterOut,
     SessionLoginOut,
     TokenOut,
     UserOut,
 )
-from twofold.http.transport import session_cookie
+from twofold.http.transport import refresh_cookie, session_cookie
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 JSON_BODY = [Depends(require_json)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 413, 422, 503)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 413, 415, 422, 503)
 }
-
-
-def rfc3339(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
 
 
 @router.post(
@@ -58,24 +60,20 @@ async def register(body: RegisterIn, request: Request) -> RegisterOut:
     responses=ERRORS,
     dependencies=JSON_BODY,
     description="`mode: session` sets the session cookie and answers the CSRF token; "
-    "`mode: jwt` answers a Bearer access token.",
+    "`mode: jwt` answers a Bearer access token and a refresh token (in the body, or with "
+    "`refresh_transport: cookie` in an HttpOnly cookie for /auth/refresh).",
 )
 async def login(body: LoginIn, request: Request) -> Response:
     context = web(request)
     context.csrf.check_origin(request)
     authority = context.runtime.authority
     if body.mode == "jwt":
-        issued = await authority.login_token(body.email, body.password)
-        out = TokenOut(
-            access_token=issued.access_token,
-            expires_in=int(issued.claims.exp - issued.claims.iat),
-        )
-        return JSONResponse(out.model_dump())
+        issued = await authority.login_token(body.email, body.password, origin=origin(request))
+        return _token_response(context, issued, cookie=body.refresh_transport == "cookie")
     result = await authority.login_session(
         body.email,
         body.password,
-        client_address=client_address(request),
-        user_agent=request.headers.get("user-agent"),
+        origin=origin(request),
         replacing=session_cookie(request, context.cookies),
     )
     record = result.session.record
@@ -87,6 +85,50 @@ async def login(body: LoginIn, request: Request) -> Response:
     response = JSONResponse(payload.model_dump())
     context.cookies.set_session(response, result.session)
     return response
+
+
+def _token_out(issued: TokenLogin, *, with_refresh: bool) -> TokenOut:
+    return TokenOut(
+        access_token=issued.access_token,
+        expires_in=int(issued.claims.exp - issued.claims.iat),
+        refresh_token=issued.refresh.token if with_refresh else None,
+    )
+
+
+def _token_response(context: Web, issued: TokenLogin, *, cookie: bool) -> Response:
+    response = JSONResponse(
+        _token_out(issued, with_refresh=not cookie).model_dump(exclude_none=True)
+    )
+    if cookie:
+        family = issued.refresh.family
+        lifetime = int(family.absolute_expires_at - family.last_used_at)
+        context.cookies.set_refresh(response, issued.refresh.token, lifetime)
+    return response
+
+
+@router.post("/refresh", response_model=TokenOut, responses=ERRORS, dependencies=JSON_BODY)
+async def refresh(body: RefreshIn, request: Request) -> Response:
+    """Rotate a refresh token into a new pair. A token used twice (outside the short
+    grace for a client's racing requests) ends its whole family: 401 `invalid_grant`."""
+    context = web(request)
+    token = body.refresh_token
+    from_cookie = token is None
+    if token is None:
+        # A cookie is sent by the browser on its own: the request must come from our pages.
+        context.csrf.check_origin(request)
+        token = refresh_cookie(request, context.cookies)
+        if token is None:
+            raise InvalidGrant("No refresh token was sent.")
+    try:
+        issued = await context.runtime.authority.refresh(token, origin=origin(request))
+    except InvalidGrant as exc:
+        if not from_cookie:
+            raise
+        # The cookie is dead: clear it, so the browser stops sending it.
+        response = await render_error(request, exc)
+        context.cookies.clear_refresh(response)
+        return response
+    return _token_response(context, issued, cookie=from_cookie)
 
 
 @router.get("/me", response_model=MeOut, responses=ERRORS)
@@ -112,14 +154,18 @@ async def me(request: Request) -> Response:
 
 @router.post("/logout", status_code=204, responses=ERRORS)
 async def logout(request: Request) -> Response:
-    """End the current session and clear its cookie. With a Bearer token this ends
-    nothing yet: access tokens live out their short lifetime (revocation comes next)."""
+    """End the current session, or the current token family and every access token
+    issued from it; clear the cookies."""
     context = web(request)
     caller = await authenticate(request)
+    await context.runtime.authority.logout(
+        caller.principal, session_id=caller.session_id, origin=origin(request)
+    )
     response = Response(status_code=204)
     if caller.session_id is not None:
-        await context.runtime.authority.logout_session(caller.session_id)
         context.cookies.clear(response, context.cookies.session_name)
+    else:
+        context.cookies.clear_refresh(response)
     return response
 
 
@@ -127,19 +173,58 @@ async def logout(request: Request) -> Response:
     "/password", response_model=PasswordChangeOut, responses=ERRORS, dependencies=JSON_BODY
 )
 async def change_password(body: PasswordChangeIn, request: Request) -> Response:
-    """Change the password (the current one is asked for) and end every other session."""
+    """Change the password (the current one is asked for) and end every other session and
+    token family. The caller continues with a rotated session or a new token pair."""
     context = web(request)
     caller = await authenticate(request)
-    issued = await context.runtime.authority.change_password(
+    changed = await context.runtime.authority.change_password(
         caller.principal,
         body.current_password,
         body.new_password,
         session_id=caller.session_id,
+        origin=origin(request),
     )
-    if issued is None:
-        return JSONResponse({})
-    response = JSONResponse(
-        PasswordChangeOut(csrf_token=context.csrf.token_for(issued.id)).model_dump()
+    if changed.session is not None:
+        response = JSONResponse(
+            PasswordChangeOut(csrf_token=context.csrf.token_for(changed.session.id)).model_dump(
+                exclude_none=True
+            )
+        )
+        context.cookies.set_session(response, changed.session)
+        return response
+    assert changed.tokens is not None
+    pair = _token_out(changed.tokens, with_refresh=True)
+    return JSONResponse(PasswordChangeOut(**pair.model_dump()).model_dump(exclude_none=True))
+
+
+@router.get("/sessions", response_model=DevicesOut, responses=ERRORS)
+async def sessions(request: Request) -> Response:
+    """The caller's sessions and token families (devices); `current` marks this one."""
+    caller = await authenticate(request)
+    devices = await web(request).runtime.authority.devices(caller.principal)
+    return JSONResponse(DevicesOut(sessions=[device_out(d) for d in devices]).model_dump())
+
+
+@router.delete("/sessions/{device_id}", status_code=204, responses=ERRORS)
+async def revoke_session(device_id: str, request: Request) -> Response:
+    """End one of the caller's sessions or token families (404 if it is not theirs)."""
+    context = web(request)
+    caller = await authenticate(request)
+    principal = caller.principal
+    device = await context.runtime.authority.revoke_device(
+        device_id, owner=principal.user_id, actor=principal, origin=origin(request)
     )
-    context.cookies.set_session(response, issued)
+    response = Response(status_code=204)
+    if principal.session is not None and device.id == session_handle(principal.session.id_hash):
+        context.cookies.clear(response, context.cookies.session_name)
     return response
+
+
+@router.delete("/sessions", response_model=EndedOut, responses=ERRORS)
+async def revoke_other_sessions(request: Request) -> Response:
+    """End every session and token family of the caller except the current one."""
+    caller = await authenticate(request)
+    ended = await web(request).runtime.authority.revoke_other_devices(
+        caller.principal, session_id=caller.session_id, origin=origin(request)
+    )
+    return JSONResponse(EndedOut(ended=ended).model_dump())

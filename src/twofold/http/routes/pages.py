@@ -23,8 +23,8 @@ from twofold.errors import (
     NotAuthenticated,
 )
 from twofold.http.csrf import FORM_FIELD
-from twofold.http.deps import client_address, web
-from twofold.http.routes.auth import rfc3339
+from twofold.http.deps import origin, web
+from twofold.http.render import rfc3339
 from twofold.http.transport import session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -95,8 +95,7 @@ async def login_form(request: Request) -> Response:
         result = await context.runtime.authority.login_session(
             email,
             await _form_field(request, "password"),
-            client_address=client_address(request),
-            user_agent=request.headers.get("user-agent"),
+            origin=origin(request),
             replacing=session_cookie(request, context.cookies),
         )
     except CsrfFailed:
@@ -164,6 +163,12 @@ async def logout_form(request: Request) -> Response:
             # A stale tab's form: back to the profile, whose fresh form works (or, if the
             # session is gone, on to the login page). Nothing was ended.
             return RedirectResponse("/", status_code=303)
-        await context.runtime.authority.logout_session(session_id)
+        authority = context.runtime.authority
+        try:
+            principal = await authority.session_principal(session_id)
+        except NotAuthenticated:
+            pass  # already over
+        else:
+            await authority.logout(principal, session_id=session_id, origin=origin(request))
     context.cookies.clear(response, context.cookies.session_name)
     return response

@@ -1,0 +1,42 @@
+"""Core objects as JSON API bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from twofold.devices import Device
+from twofold.http.schemas import AdminUserOut, DeviceOut, LiveDeviceOut
+from twofold.store.records import User
+
+
+def rfc3339(timestamp: float) -> str:
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def device_out(device: Device) -> DeviceOut:
+    return DeviceOut(
+        id=device.id,
+        kind=device.kind,
+        created_at=rfc3339(device.created_at),
+        last_seen_at=rfc3339(device.last_seen_at),
+        expires_at=rfc3339(device.expires_at),
+        client_address=device.client_address,
+        user_agent=device.user_agent,
+        current=device.current,
+    )
+
+
+def live_device_out(device: Device, email: str | None) -> LiveDeviceOut:
+    return LiveDeviceOut(**device_out(device).model_dump(), user_id=device.user_id, email=email)
+
+
+def admin_user_out(user: User) -> AdminUserOut:
+    return AdminUserOut(
+        id=user.id,
+        email=user.email,
+        roles=list(user.roles),
+        locked=user.locked,
+        created_at=rfc3339(user.created_at),
+    )

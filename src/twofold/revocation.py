@@ -1,0 +1,214 @@
+"""Revocation that reaches JWTs: an in-memory view of the store's revocation stream.
+
+Access tokens are checked without a store read (that is their point), so what has been
+revoked is held in memory on every instance: revoked ``jti``s, revoked families (``sid``)
+and each user's not-before time. The source of truth is the store's append-only,
+sequence-numbered stream (``RevocationStore``): an instance loads every unexpired entry at
+start (so a restart forgets nothing), applies its own entries the moment it writes them,
+and follows the stream for entries written elsewhere (other instances, the CLI). Entries
+expire once no token they could refuse is still valid, so the view stays small: one entry
+per revoked login or user in the last access-token lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterable
+
+from twofold.clock import Clock
+from twofold.errors import InvalidToken, StoreUnavailable
+from twofold.jose.jwt import AccessClaims
+from twofold.store.base import RevocationStore
+from twofold.store.records import Revocation, RevocationKind
+
+log = logging.getLogger("twofold.revocation")
+
+KeysChanged = Callable[[], Awaitable[None]]
+
+
+class RevocationList:
+    """What is revoked now, as dictionaries of subject -> expiry. Checking is three look-ups."""
+
+    __slots__ = ("_families", "_tokens", "_users", "last_seq")
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, float] = {}
+        self._families: dict[str, float] = {}
+        # user id -> (not-before, expiry)
+        self._users: dict[str, tuple[float, float]] = {}
+        self.last_seq = 0
+
+    def apply(self, entries: Iterable[Revocation]) -> bool:
+        """Take in stream entries (any order, duplicates harmless); True if one was a key
+        change, which the caller answers by reloading the key ring."""
+        keys_changed = False
+        for entry in entries:
+            self.last_seq = max(self.last_seq, entry.seq)
+            if entry.kind == "token":
+                _keep_latest(self._tokens, entry.subject, entry.expires_at)
+            elif entry.kind == "family":
+                _keep_latest(self._families, entry.subject, entry.expires_at)
+            elif entry.kind == "user":
+                before = self._users.get(entry.subject)
+                if before is None:
+                    self._users[entry.subject] = (entry.at, entry.expires_at)
+                else:
+                    self._users[entry.subject] = (
+                        max(before[0], entry.at),
+                        max(before[1], entry.expires_at),
+                    )
+            else:
+                keys_changed = True
+        return keys_changed
+
+    def check(self, claims: AccessClaims) -> None:
+        """Refuse a verified token that a revocation covers (SECURITY.md T9)."""
+        if claims.jti in self._tokens or (claims.sid is not None and claims.sid in self._families):
+            raise InvalidToken("revoked")
+        cut = self._users.get(claims.sub)
+        if cut is not None and claims.iat < cut[0]:
+            raise InvalidToken("revoked")
+
+    def is_revoked(self, claims: AccessClaims) -> bool:
+        try:
+            self.check(claims)
+        except InvalidToken:
+            return True
+        return False
+
+    def not_before(self, user_id: str) -> float | None:
+        """The user's cut-off: tokens issued before it are refused."""
+        cut = self._users.get(user_id)
+        return None if cut is None else cut[0]
+
+    def prune(self, now: float) -> None:
+        """Forget entries that can no longer refuse anything."""
+        for table in (self._tokens, self._families):
+            for subject in [s for s, expires in table.items() if expires <= now]:
+                del table[subject]
+        for subject in [s for s, (_, expires) in self._users.items() if expires <= now]:
+            del self._users[subject]
+
+    def __len__(self) -> int:
+        return len(self._tokens) + len(self._families) + len(self._users)
+
+
+def _keep_latest(table: dict[str, float], subject: str, expires_at: float) -> None:
+    table[subject] = max(table.get(subject, expires_at), expires_at)
+
+
+class Revoker:
+    """Writes revocations to the stream and applies them here at once; follows the stream.
+
+    ``horizon`` is the longest an access token can live plus the verification leeway: an
+    entry is kept that long, after which every token it could refuse has expired anyway.
+    """
+
+    def __init__(
+        self,
+        store: RevocationStore,
+        clock: Clock,
+        *,
+        horizon: float,
+        keys_changed: KeysChanged | None = None,
+    ) -> None:
+        self.revoked = RevocationList()
+        self._store = store
+        self._clock = clock
+        self._horizon = horizon
+        self._keys_changed = keys_changed
+        self._catching_up = asyncio.Lock()
+
+    def on_keys_changed(self, callback: KeysChanged) -> None:
+        self._keys_changed = callback
+
+    async def load(self) -> None:
+        """Read every unexpired entry (at start); key entries need no reload then."""
+        await self._read_stream(reload_keys=False)
+
+    async def token(self, jti: str, expires_at: float) -> None:
+        await self._append("token", jti, expires_at=expires_at)
+
+    async def family(self, family_id: str) -> None:
+        await self._append("family", family_id)
+
+    async def user(self, user_id: str) -> float:
+        """Refuse every token of the user issued until now; returns the cut-off.
+
+        The cut-off is the next whole second: ``iat`` has whole seconds, so a token made
+        earlier in this second is refused, and tokens made after this call are issued
+        with ``iat`` at the cut-off (``AccessTokenCodec.issue(not_before=...)``)."""
+        cut = float(math.floor(self._clock.now()) + 1)
+        await self._append("user", user_id, at=cut)
+        return cut
+
+    async def keys(self, kid: str) -> None:
+        """Tell every instance to reload its key ring (this one reloads by itself)."""
+        await self._append("key", kid)
+
+    async def _append(
+        self,
+        kind: RevocationKind,
+        subject: str,
+        *,
+        at: float | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        now = self._clock.now()
+        at = now if at is None else at
+        entry = Revocation(
+            kind=kind,
+            subject=subject,
+            at=at,
+            expires_at=max(at, now) + self._horizon if expires_at is None else expires_at,
+        )
+        stored = await self._store.append_revocation(entry)
+        # Applied here before the caller answers, so this instance refuses the token on the
+        # very next request; last_seq is left for the follower, so that entries written
+        # elsewhere with a lower seq are not skipped.
+        seq = self.revoked.last_seq
+        self.revoked.apply([stored])
+        self.revoked.last_seq = seq
+
+    async def catch_up(self) -> int:
+        """Apply entries written since the last read; returns how many."""
+        return await self._read_stream(reload_keys=True)
+
+    async def _read_stream(self, *, reload_keys: bool) -> int:
+        async with self._catching_up:
+            total = 0
+            while True:
+                batch = await self._store.revocations_after(
+                    self.revoked.last_seq, self._clock.now()
+                )
+                if not batch:
+                    break
+                total += len(batch)
+                if self.revoked.apply(batch) and reload_keys and self._keys_changed is not None:
+                    await self._keys_changed()
+            return total
+
+    async def follow(self, interval: float) -> None:
+        """Poll the stream forever (run as a task). A store outage is logged and retried;
+        propagation by push (Redis, PostgreSQL NOTIFY) replaces the poll interval later."""
+        failing = False
+        while True:
+            try:
+                await self.catch_up()
+                if failing:
+                    log.info("revocation stream readable again")
+                failing = False
+            except StoreUnavailable as exc:
+                if not failing:
+                    log.warning("revocation stream unreadable", extra={"reason": exc.detail})
+                failing = True
+            except Exception:
+                # A bug must not silently stop revocations from arriving: log, keep going.
+                log.exception("revocation stream follower failed")
+                failing = True
+            await asyncio.sleep(interval)
+
+    def prune(self) -> None:
+        self.revoked.prune(self._clock.now())
