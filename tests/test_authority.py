@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 
 from twofold.accounts import Accounts
-from twofold.authority import Authority
+from twofold.audit import AuditLog
+from twofold.authority import Authority, Origin
 from twofold.clock import FrozenClock
 from twofold.errors import NotAuthenticated, StoreUnavailable
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.jose.keys import JoseKey
 from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
+from twofold.refresh import RefreshPolicy, RefreshTokens
+from twofold.revocation import Revoker
 from twofold.sessions import SessionManager, SessionPolicy
 from twofold.store.migrate import upgrade
 from twofold.store.sqlite import SQLiteStore
@@ -63,13 +66,14 @@ def authority(store: SQLiteStore, hasher: PasswordHasher, clock: FrozenClock) ->
         Accounts(store, hasher, PasswordPolicy(), clock),
         SessionManager(store, SessionPolicy(), clock),
         tokens,
+        RefreshTokens(store, RefreshPolicy(), clock, b"k" * 32),
+        Revoker(store, clock, horizon=330),
+        AuditLog(store, clock),
     )
 
 
 async def session_login(authority: Authority, password: str = PASSWORD) -> str:
-    login = await authority.login_session(
-        EMAIL, password, client_address=None, user_agent=None, replacing=None
-    )
+    login = await authority.login_session(EMAIL, password, origin=Origin(), replacing=None)
     return login.session.id
 
 
@@ -84,7 +88,7 @@ async def test_a_login_that_finishes_after_a_password_change_is_refused(
     # The attacker's login has verified the old password and is about to store a session...
     stale_user = await authority.accounts.authenticate(EMAIL, PASSWORD)
     # ...when the owner changes the password, ending every other session...
-    await authority.change_password(me, PASSWORD, NEW_PASSWORD, session_id=mine)
+    await authority.change_password(me, PASSWORD, NEW_PASSWORD, session_id=mine, origin=Origin())
     # ...and only then does the attacker's session reach the store.
     late = await authority.sessions.create(
         stale_user.id,
@@ -111,7 +115,9 @@ async def test_old_sessions_die_even_if_clean_up_fails(
 
     monkeypatch.setattr(store, "delete_user_sessions", failing)
     with pytest.raises(StoreUnavailable):
-        await authority.change_password(me, PASSWORD, NEW_PASSWORD, session_id=mine)
+        await authority.change_password(
+            me, PASSWORD, NEW_PASSWORD, session_id=mine, origin=Origin()
+        )
     with pytest.raises(NotAuthenticated):
         await authority.session_principal(other)
 
@@ -124,7 +130,7 @@ async def test_the_password_epoch_moves_even_when_the_clock_does_not(
     first = await session_login(authority)
     second = await session_login(authority)
     me = await authority.session_principal(first)
-    await authority.change_password(me, PASSWORD, NEW_PASSWORD, session_id=first)
+    await authority.change_password(me, PASSWORD, NEW_PASSWORD, session_id=first, origin=Origin())
     with pytest.raises(NotAuthenticated):
         await authority.session_principal(second)
 
@@ -134,9 +140,11 @@ async def test_the_caller_keeps_a_rotated_session_after_a_change(authority: Auth
     await authority.register(EMAIL, PASSWORD)
     mine = await session_login(authority)
     me = await authority.session_principal(mine)
-    issued = await authority.change_password(me, PASSWORD, NEW_PASSWORD, session_id=mine)
-    assert issued is not None
-    assert (await authority.session_principal(issued.id)).user_id == me.user_id
+    changed = await authority.change_password(
+        me, PASSWORD, NEW_PASSWORD, session_id=mine, origin=Origin()
+    )
+    assert changed.session is not None and changed.tokens is None
+    assert (await authority.session_principal(changed.session.id)).user_id == me.user_id
     with pytest.raises(NotAuthenticated):
         await authority.session_principal(mine)
 
@@ -166,7 +174,7 @@ async def test_a_token_principal_reads_no_store(
 ) -> None:
     """Verifying an access token needs no store at all."""
     await authority.register(EMAIL, PASSWORD)
-    token = (await authority.login_token(EMAIL, PASSWORD)).access_token
+    token = (await authority.login_token(EMAIL, PASSWORD, origin=Origin())).access_token
 
     async def no_store(*args: object) -> None:
         raise AssertionError("the store was read")
