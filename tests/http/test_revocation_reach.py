@@ -1,0 +1,141 @@
+"""Revocation reaches every process that shares the store, and survives a restart (T9).
+
+Two servers on one SQLite data directory stand in for several instances; each follows the
+revocation stream. Their clocks are frozen, so only propagation, never expiry, is at play,
+and they share one issuer, as instances behind one public URL do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
+from twofold.authority import Origin
+from twofold.clock import FrozenClock
+from twofold.config import Settings
+from twofold.runtime import Runtime
+
+_T = TypeVar("_T")
+SHARED: dict[str, object] = {"issuer": "http://twofold.test", "event_poll_interval": 0.05}
+
+
+def offline(settings: Settings, action: Callable[[Runtime], Awaitable[_T]]) -> _T:
+    """Run ``action`` in a runtime of its own on the same store, as the CLI does."""
+
+    async def run() -> _T:
+        runtime = await Runtime.start(settings)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())
+
+
+def jwt_pair(server: LiveServer, email: str) -> dict[str, str]:
+    with server.client() as client:
+        answer = client.post(
+            "/auth/login", json={"email": email, "password": PASSWORD, "mode": "jwt"}
+        )
+    assert answer.status_code == 200, answer.text
+    pair: dict[str, str] = answer.json()
+    return pair
+
+
+def me(server: LiveServer, token: str) -> httpx.Response:
+    with server.client() as client:
+        return client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def refused_within(server: LiveServer, token: str, seconds: float) -> float:
+    """Seconds until ``server`` refuses ``token``; fails after ``seconds``."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if me(server, token).status_code == 401:
+            return time.monotonic() - start
+        time.sleep(0.01)
+    raise AssertionError(f"still accepted after {seconds} s")
+
+
+def test_logout_on_one_instance_is_refused_on_the_other(tmp_path: Path) -> None:
+    a, running_a = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
+    b, running_b = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
+    try:
+        email = a.register()
+        pair = jwt_pair(a, email)
+        assert me(b, pair["access_token"]).status_code == 200  # shared keys and store
+        with b.client() as client:
+            out = client.post(
+                "/auth/logout", headers={"Authorization": f"Bearer {pair['access_token']}"}
+            )
+        assert out.status_code == 204
+        assert me(b, pair["access_token"]).status_code == 401  # at once where it happened
+        delay = refused_within(a, pair["access_token"], 2.0)
+        assert delay < 1.0
+    finally:
+        stop_server(running_b)
+        stop_server(running_a)
+
+
+def test_a_compromised_key_rotated_from_the_cli_reaches_every_instance(tmp_path: Path) -> None:
+    """Rotated by another process: both servers sign with the new key and refuse the old
+    key's tokens within a moment, without a restart."""
+    a, running_a = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
+    b, running_b = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
+    try:
+        email = a.register()
+        old = jwt_pair(a, email)["access_token"]
+        old_kid = a.runtime.keyring.signing_key.kid
+        offline(
+            a.settings,
+            lambda rt: rt.admin.rotate_keys(compromised=True, actor=None, origin=Origin()),
+        )
+        for server in (a, b):
+            refused_within(server, old, 2.0)
+            assert server.runtime.keyring.signing_key.kid != old_kid
+            assert server.runtime.keyring.get(old_kid) is None
+        new = jwt_pair(a, email)["access_token"]
+        answer = me(b, new)
+        assert answer.status_code == 200, answer.headers.get("www-authenticate")
+    finally:
+        stop_server(running_b)
+        stop_server(running_a)
+
+
+def test_a_lock_from_the_cli_reaches_the_server(tmp_path: Path) -> None:
+    live, running = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
+    try:
+        email = live.register()
+        pair = jwt_pair(live, email)
+
+        async def lock(runtime: Runtime) -> None:
+            user = await runtime.admin.find_user(email)
+            await runtime.admin.lock(user.id, actor=None, origin=Origin())
+
+        offline(live.settings, lock)
+        assert refused_within(live, pair["access_token"], 2.0) < 1.0
+    finally:
+        stop_server(running)
+
+
+def test_revocations_survive_a_restart(tmp_path: Path) -> None:
+    clock = FrozenClock(time.time())
+    a, running = start_server(tmp_path / "data", clock, **SHARED)
+    email = a.register()
+    pair = jwt_pair(a, email)
+    with a.client() as client:
+        client.post("/auth/logout", headers={"Authorization": f"Bearer {pair['access_token']}"})
+    stop_server(running)
+    again, running = start_server(tmp_path / "data", clock, **SHARED)
+    try:
+        answer = me(again, pair["access_token"])
+        assert answer.status_code == 401
+        assert "revoked" in answer.headers["www-authenticate"]
+    finally:
+        stop_server(running)
