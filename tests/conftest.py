@@ -3,13 +3,15 @@ server on a real loopback socket."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -23,6 +25,8 @@ from twofold.http.deps import Web
 from twofold.runtime import Runtime
 
 PASSWORD = "correct horse battery staple"
+
+_T = TypeVar("_T")
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -61,6 +65,32 @@ class LiveServer:
             answer = client.post("/auth/register", json={"email": email, "password": password})
         assert answer.status_code == 201, answer.text
         return email
+
+
+def run_offline(settings: Settings, action: Callable[[Runtime], Awaitable[_T]]) -> _T:
+    """Run ``action`` in a runtime of its own on the same store, as the CLI does (its
+    revocations reach running servers through the stream)."""
+
+    async def run() -> _T:
+        runtime = await Runtime.start(settings)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())
+
+
+def make_admin(live: LiveServer) -> str:
+    """A new account with the admin role on ``live``; returns its e-mail address."""
+    email = live.register()
+
+    async def promote(runtime: Runtime) -> None:
+        user = await runtime.admin.find_user(email)
+        await runtime.authority.accounts.set_roles(user.id, ["user", "admin"])
+
+    run_offline(live.settings, promote)
+    return email
 
 
 @dataclass

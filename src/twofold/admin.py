@@ -54,6 +54,27 @@ class Admin:
         await self._record(audit.ACCOUNT_LOCKED, user_id, actor, origin)
         return await self.user(user_id)
 
+    async def end_sessions(
+        self, user_id: str | None, *, actor: Principal | None, origin: Origin
+    ) -> int:
+        """End every session, token family and access token of one user (``user_id``) or,
+        with None, of everyone (SECURITY.md S8). Returns how many sessions and families
+        ended; access tokens are cut off by a revocation either way."""
+        authority = self._authority
+        if user_id is None:
+            await authority.revoker.everyone()
+            ended = (
+                await authority.sessions.end_everyone()
+                + await authority.refresh_tokens.end_everyone()
+            )
+        else:
+            await self.user(user_id)
+            await authority.revoker.user(user_id)
+            ended = await authority.sessions.end_all_for_user(user_id)
+            ended += len(await authority.refresh_tokens.end_all_for_user(user_id))
+        await self._record(audit.SESSION_REVOKED, user_id, actor, origin, device="all", ended=ended)
+        return ended
+
     async def unlock(self, user_id: str, *, actor: Principal | None, origin: Origin) -> User:
         await self._authority.accounts.set_locked(user_id, False)
         await self._record(audit.ACCOUNT_UNLOCKED, user_id, actor, origin)

@@ -209,6 +209,9 @@ class RefreshTokens:
     async def list_live(self, limit: int, offset: int) -> list[RefreshFamily]:
         return await self._store.list_live_families(self._clock.now(), limit, offset)
 
+    async def end_everyone(self) -> int:
+        return await self._store.delete_all_families()
+
     async def list_for_user(self, user_id: str) -> list[RefreshFamily]:
         now = self._clock.now()
         return [

@@ -28,6 +28,11 @@ log = logging.getLogger("twofold.revocation")
 KeysChanged = Callable[[], Awaitable[None]]
 
 
+#: The subject of a ``user`` entry that cuts off every user (an admin's global logout);
+#: user ids are UUIDs, so it names no one in particular.
+EVERYONE = "*"
+
+
 class RevocationList:
     """What is revoked now, as dictionaries of subject -> expiry. Checking is three look-ups."""
 
@@ -36,7 +41,7 @@ class RevocationList:
     def __init__(self) -> None:
         self._tokens: dict[str, float] = {}
         self._families: dict[str, float] = {}
-        # user id -> (not-before, expiry)
+        # user id (or EVERYONE) -> (not-before, expiry)
         self._users: dict[str, tuple[float, float]] = {}
         self.last_seq = 0
 
@@ -67,9 +72,14 @@ class RevocationList:
         """Refuse a verified token that a revocation covers (SECURITY.md T9)."""
         if claims.jti in self._tokens or (claims.sid is not None and claims.sid in self._families):
             raise InvalidToken("revoked")
-        cut = self._users.get(claims.sub)
-        if cut is not None and claims.iat < cut[0]:
-            raise InvalidToken("revoked")
+        users = self._users
+        if users:
+            cut = users.get(claims.sub)
+            if cut is not None and claims.iat < cut[0]:
+                raise InvalidToken("revoked")
+            cut = users.get(EVERYONE)
+            if cut is not None and claims.iat < cut[0]:
+                raise InvalidToken("revoked")
 
     def is_revoked(self, claims: AccessClaims) -> bool:
         try:
@@ -79,9 +89,10 @@ class RevocationList:
         return False
 
     def not_before(self, user_id: str) -> float | None:
-        """The user's cut-off: tokens issued before it are refused."""
-        cut = self._users.get(user_id)
-        return None if cut is None else cut[0]
+        """The user's cut-off (their own or everyone's, the later): tokens issued before
+        it are refused."""
+        cuts = [cut[0] for cut in (self._users.get(user_id), self._users.get(EVERYONE)) if cut]
+        return max(cuts) if cuts else None
 
     def prune(self, now: float) -> None:
         """Forget entries that can no longer refuse anything."""
@@ -143,6 +154,10 @@ class Revoker:
         cut = float(math.floor(self._clock.now()) + 1)
         await self._append("user", user_id, at=cut)
         return cut
+
+    async def everyone(self) -> float:
+        """Refuse every access token issued until now, of every user."""
+        return await self.user(EVERYONE)
 
     async def keys(self, kid: str) -> None:
         """Tell every instance to reload its key ring (this one reloads by itself)."""

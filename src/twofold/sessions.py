@@ -128,6 +128,9 @@ class SessionManager:
         keep_hash = hash_session_id(keep) if keep is not None and is_well_formed(keep) else None
         return await self._store.delete_user_sessions(user_id, keep=keep_hash)
 
+    async def end_everyone(self) -> int:
+        return await self._store.delete_all_sessions()
+
     async def list_for_user(self, user_id: str) -> list[SessionRecord]:
         """The user's live sessions, newest first."""
         now = self._clock.now()

@@ -7,35 +7,19 @@ and they share one issuer, as instances behind one public URL do.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 
-from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
+from tests.conftest import PASSWORD, LiveServer, run_offline, start_server, stop_server
 from twofold.authority import Origin
 from twofold.clock import FrozenClock
-from twofold.config import Settings
 from twofold.runtime import Runtime
 
 _T = TypeVar("_T")
 SHARED: dict[str, object] = {"issuer": "http://twofold.test", "event_poll_interval": 0.05}
-
-
-def offline(settings: Settings, action: Callable[[Runtime], Awaitable[_T]]) -> _T:
-    """Run ``action`` in a runtime of its own on the same store, as the CLI does."""
-
-    async def run() -> _T:
-        runtime = await Runtime.start(settings)
-        try:
-            return await action(runtime)
-        finally:
-            await runtime.close()
-
-    return asyncio.run(run())
 
 
 def jwt_pair(server: LiveServer, email: str) -> dict[str, str]:
@@ -92,7 +76,7 @@ def test_a_compromised_key_rotated_from_the_cli_reaches_every_instance(tmp_path:
         email = a.register()
         old = jwt_pair(a, email)["access_token"]
         old_kid = a.runtime.keyring.signing_key.kid
-        offline(
+        run_offline(
             a.settings,
             lambda rt: rt.admin.rotate_keys(compromised=True, actor=None, origin=Origin()),
         )
@@ -118,7 +102,7 @@ def test_a_lock_from_the_cli_reaches_the_server(tmp_path: Path) -> None:
             user = await runtime.admin.find_user(email)
             await runtime.admin.lock(user.id, actor=None, origin=Origin())
 
-        offline(live.settings, lock)
+        run_offline(live.settings, lock)
         assert refused_within(live, pair["access_token"], 2.0) < 1.0
     finally:
         stop_server(running)

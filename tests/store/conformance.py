@@ -475,6 +475,22 @@ async def test_delete_user_families_spares_keep_and_other_users(store: Store) ->
     assert await store.get_refresh_token(theirs_first.hash) == theirs_first
 
 
+async def test_delete_all_sessions_and_families_of_everyone(store: Store) -> None:
+    """The global logout empties both tables, tokens included, and counts what it ended."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    for user in (alice, bob):
+        await store.put_session(make_session(user.id))
+    _, first = await add_family(store, alice.id)
+    await add_family(store, bob.id)
+    assert await store.delete_all_sessions() == 2
+    assert await store.delete_all_families() == 2
+    assert await store.list_user_sessions(alice.id) == []
+    assert await store.list_user_families(bob.id) == []
+    assert await store.get_refresh_token(first.hash) is None
+    assert await store.get_user(alice.id) == alice
+    assert await store.delete_all_sessions() == 0
+
+
 async def test_delete_user_families_deletes_their_tokens(store: Store) -> None:
     """The tokens of families deleted with the user's go too."""
     user = await add_user(store)

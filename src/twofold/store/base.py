@@ -73,6 +73,10 @@ class SessionStore(Protocol):
         """Delete every session of the user except ``keep``; returns how many."""
         ...
 
+    async def delete_all_sessions(self) -> int:
+        """Delete every session of every user (an admin's global logout); how many."""
+        ...
+
     async def list_user_sessions(self, user_id: str) -> list[SessionRecord]:
         """The user's sessions, newest first."""
         ...
@@ -121,6 +125,10 @@ class RefreshStore(Protocol):
 
     async def delete_user_families(self, user_id: str, keep: str | None = None) -> list[str]:
         """Delete every family of the user except ``keep``; returns the deleted ids."""
+        ...
+
+    async def delete_all_families(self) -> int:
+        """Delete every family of every user, with their tokens; how many families."""
         ...
 
     async def list_user_families(self, user_id: str) -> list[RefreshFamily]:

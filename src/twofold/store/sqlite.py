@@ -266,6 +266,9 @@ class SQLiteStore:
     async def delete_user_sessions(self, user_id: str, keep: bytes | None = None) -> int:
         return await self._execute(sql.DELETE_USER_SESSIONS, (user_id, keep))
 
+    async def delete_all_sessions(self) -> int:
+        return await self._execute(sql.DELETE_ALL_SESSIONS, ())
+
     async def list_user_sessions(self, user_id: str) -> list[SessionRecord]:
         return [SessionRecord(*row) for row in self._read_all(sql.LIST_USER_SESSIONS, (user_id,))]
 
@@ -334,6 +337,9 @@ class SQLiteStore:
             return ids
 
         return await self._atomic(delete)
+
+    async def delete_all_families(self) -> int:
+        return await self._execute(sql.DELETE_ALL_FAMILIES, ())
 
     async def list_user_families(self, user_id: str) -> list[RefreshFamily]:
         rows = self._read_all(sql.LIST_USER_FAMILIES, (user_id,))

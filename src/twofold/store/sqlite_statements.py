@@ -73,6 +73,7 @@ TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE
 DELETE_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
 # "IS NOT NULL" when keep is None: every session of the user goes.
 DELETE_USER_SESSIONS = "DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?"
+DELETE_ALL_SESSIONS = "DELETE FROM sessions"
 LIST_USER_SESSIONS = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
        client_address, user_agent, password_changed_at
@@ -114,6 +115,7 @@ LIST_USER_FAMILY_IDS = """
 SELECT id FROM refresh_families WHERE user_id = ? AND id IS NOT ? ORDER BY id
 """
 DELETE_USER_FAMILIES = "DELETE FROM refresh_families WHERE user_id = ? AND id IS NOT ?"
+DELETE_ALL_FAMILIES = "DELETE FROM refresh_families"
 LIST_USER_FAMILIES = """
 SELECT id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at,
        client_address, user_agent, password_changed_at

@@ -16,6 +16,7 @@ from twofold.http.schemas import (
     AdminUsersOut,
     AuditEventOut,
     AuditPageOut,
+    EndedOut,
     KeyOut,
     KeysOut,
     LiveDevicesOut,
@@ -74,6 +75,31 @@ async def set_roles(user_id: str, body: RolesIn, request: Request) -> Response:
         user_id, body.roles, actor=caller.principal, origin=origin(request)
     )
     return JSONResponse(admin_user_out(changed).model_dump())
+
+
+@router.delete("/users/{user_id}/sessions", response_model=EndedOut)
+async def end_user_sessions(user_id: str, request: Request) -> Response:
+    """End every session, token family and access token of one user (without locking)."""
+    caller = await authenticate_admin(request)
+    ended = await web(request).runtime.admin.end_sessions(
+        user_id, actor=caller.principal, origin=origin(request)
+    )
+    return JSONResponse(EndedOut(ended=ended).model_dump())
+
+
+@router.delete("/sessions", response_model=EndedOut)
+async def end_all_sessions(request: Request) -> Response:
+    """Log everyone out: every session, token family and access token of every user, the
+    caller's own included."""
+    caller = await authenticate_admin(request)
+    ended = await web(request).runtime.admin.end_sessions(
+        None, actor=caller.principal, origin=origin(request)
+    )
+    response = JSONResponse(EndedOut(ended=ended).model_dump())
+    context = web(request)
+    if caller.session_id is not None:
+        context.cookies.clear(response, context.cookies.session_name)
+    return response
 
 
 @router.get("/sessions", response_model=LiveDevicesOut)
