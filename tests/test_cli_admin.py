@@ -415,3 +415,21 @@ def test_client_add_refuses_a_bad_name(data: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: A client name is 1-64")
     assert rows(ok(data, "client", "list")) == []
+
+
+def test_sessions_end_for_one_user_or_everyone(data: Path) -> None:
+    """`sessions end --user` ends that user's sessions and families only; `--all` ends
+    everyone's; exactly one of the two is required."""
+    add_user(data, "a@example.com")
+    add_user(data, "b@example.com")
+    _log_in_both_ways(data, "a@example.com")
+    _log_in_both_ways(data, "b@example.com")
+    assert "Ended 2 " in ok(data, "sessions", "end", "--user", "a@example.com").stderr
+    assert {row[2] for row in rows(ok(data, "sessions", "list"))} == {"b@example.com"}
+    assert "Ended 2 " in ok(data, "sessions", "end", "--all").stderr
+    assert rows(ok(data, "sessions", "list")) == []
+    assert twofold(data, "sessions", "end").exit_code == 2
+    assert twofold(data, "sessions", "end", "--all", "--user", "a@example.com").exit_code == 2
+    assert_one_line_error(
+        twofold(data, "sessions", "end", "--user", "nobody@example.com"), "No such user."
+    )

@@ -400,6 +400,33 @@ def sessions_revoke(
     console.print(f"Revoked the {kind} of {escape(owner)}.")
 
 
+@sessions_app.command("end")
+def sessions_end(
+    user: Annotated[
+        str | None, typer.Option("--user", help="End this user's (e-mail or id).")
+    ] = None,
+    everyone: Annotated[bool, typer.Option("--all", help="Log every user out.")] = False,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """End every session, token family and access token of one user, or of everyone."""
+    if (user is None) == (not everyone):
+        console.print("[red]error:[/red] give exactly one of --user or --all.")
+        raise typer.Exit(2)
+    settings = _existing(config, data_dir, database_url)
+
+    async def end(runtime: Runtime) -> int:
+        user_id = None if user is None else (await runtime.admin.find_user(user)).id
+        return await runtime.admin.end_sessions(user_id, actor=None, origin=CLI_ORIGIN)
+
+    ended = _with_runtime(settings, end)
+    whom = "every user" if user is None else escape(user)
+    console.print(
+        f"Ended {ended} sessions and token families of {whom}; their access tokens are refused."
+    )
+
+
 # -- audit log -------------------------------------------------------------------------
 
 
