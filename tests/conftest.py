@@ -8,10 +8,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -47,6 +47,12 @@ class LiveServer:
     clock: FrozenClock
     settings: Settings
     app: FastAPI
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``work`` on the server's event loop (the store's read connection belongs
+        to that thread) and return its result."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)
 
     @property
     def runtime(self) -> Runtime:
@@ -112,14 +118,24 @@ def start_server(
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", loop="asyncio")
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    return LiveServer(url=url, clock=clock, settings=settings, app=app), Running(server, thread)
+    live = LiveServer(url=url, clock=clock, settings=settings, app=app, loop=loop)
+    return live, Running(server, thread)
 
 
 def stop_server(running: Running) -> None:

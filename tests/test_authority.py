@@ -143,7 +143,8 @@ async def test_the_caller_keeps_a_rotated_session_after_a_change(authority: Auth
     changed = await authority.change_password(
         me, PASSWORD, NEW_PASSWORD, session_id=mine, origin=Origin()
     )
-    assert changed.session is not None and changed.tokens is None
+    assert changed.session is not None
+    assert changed.tokens is None
     assert (await authority.session_principal(changed.session.id)).user_id == me.user_id
     with pytest.raises(NotAuthenticated):
         await authority.session_principal(mine)

@@ -158,6 +158,8 @@ class Authority:
         try:
             issued = await self.refresh_tokens.rotate(token)
         except ReuseDetected as exc:
+            if not exc.ended_here:
+                raise
             await self.revoker.family(exc.family.id)
             await self.audit.record(
                 audit.REFRESH_REUSE,
@@ -224,17 +226,6 @@ class Authority:
             await self.revoker.family(claims.sid)
         else:
             await self.revoker.token(claims.jti, claims.exp + self.tokens.policy.leeway)
-
-    async def logout_refresh(self, token: str, *, origin: Origin) -> bool:
-        """End the family of a refresh token (a browser's logout holds only the cookie)."""
-        family = await self.refresh_tokens.family_of(token)
-        if family is None:
-            return False
-        await self.end_family(family.id)
-        await self.audit.record(
-            audit.LOGOUT, user_id=family.user_id, client_address=origin.client_address, mode="jwt"
-        )
-        return True
 
     async def end_family(self, family_id: str) -> None:
         await self.refresh_tokens.end(family_id)

@@ -59,11 +59,13 @@ class IssuedRefresh:
 
 class ReuseDetected(InvalidGrant):
     """A spent token came back: the family has been ended. ``family`` is for the caller's
-    revocation and audit; it is never shown to the client."""
+    revocation and audit; it is never shown to the client. ``ended_here`` is False when a
+    concurrent request ended the family first (then it has revoked and audited it)."""
 
-    def __init__(self, family: RefreshFamily) -> None:
+    def __init__(self, family: RefreshFamily, *, ended_here: bool) -> None:
         super().__init__()
         self.family = family
+        self.ended_here = ended_here
 
 
 def hash_token(token: str) -> bytes:
@@ -159,8 +161,8 @@ class RefreshTokens:
                 and hmac.compare_digest(next_record.hash, hash_token(successor))
             ):
                 return IssuedRefresh(token=successor, family=family, outcome=Outcome.REPLAYED)
-        await self._store.delete_family(family.id)
-        raise ReuseDetected(family)
+        ended_here = await self._store.delete_family(family.id)
+        raise ReuseDetected(family, ended_here=ended_here)
 
     async def _live_family(self, family_id: str) -> RefreshFamily:
         family = await self._store.get_family(family_id)

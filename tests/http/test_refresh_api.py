@@ -32,8 +32,7 @@ T = TypeVar("T")
 
 def on_server(live: LiveServer, work: Coroutine[Any, Any, T]) -> T:
     """Run ``work`` on the server's event loop: the store's read connection belongs to it."""
-    loop = live.runtime._tasks[0].get_loop()
-    return asyncio.run_coroutine_threadsafe(work, loop).result(timeout=10)
+    return live.call(work)
 
 
 def jwt_login(live: LiveServer, email: str, *, cookie: bool = False) -> httpx.Response:
@@ -268,7 +267,7 @@ def test_fifty_concurrent_refreshes_without_grace_give_one_pair_then_none(
     (winner,) = winners
     assert_invalid_grant(refresh(live, winner.json()["refresh_token"]))
     assert_token_refused(me(live, winner.json()["access_token"]))
-    assert len(reuse_events(live, user_id)) >= 1
+    assert len(reuse_events(live, user_id)) == 1  # one theft, one event
 
 
 def test_revocation_reaches_another_instance(tmp_path: Path) -> None:
@@ -301,14 +300,11 @@ def test_revocation_reaches_another_instance(tmp_path: Path) -> None:
 
 
 def test_access_token_is_refused_as_refresh_token(live: LiveServer) -> None:
-    """A JWT sent as refresh_token gets no pair: a real access token is over the 256
-    character cap (422, the token not echoed), a short JWT-shaped string is invalid_grant."""
+    """A JWT sent as refresh_token gets no pair: invalid_grant, the token not echoed (T6)."""
     first = pair(live)
     answer = refresh(live, first["access_token"])
-    assert answer.status_code == 422, answer.text
-    assert answer.json()["error"] == "invalid_request"
+    assert_invalid_grant(answer)
     assert "access_token" not in answer.json()
-    assert first["access_token"] not in answer.text
     assert first["access_token"].split(".")[1] not in answer.text
     short_jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl"
     assert_invalid_grant(refresh(live, short_jwt))
@@ -499,13 +495,13 @@ def test_non_json_body_is_415(live: LiveServer, content: bytes, content_type: st
 @pytest.mark.parametrize(
     "body",
     [
-        {"refresh_token": "tfr_" + "A" * 253},
+        {"refresh_token": "tfr_" + "A" * 8189},
         {"refresh_token": "x" * 10_000},
         {"refresh_token": 12345},
         {"refresh_token": ["tfr_" + "A" * 43]},
         {"refresh_token": "tfr_" + "A" * 43, "extra": 1},
     ],
-    ids=["257-chars", "10k-chars", "number", "list", "extra-field"],
+    ids=["8193-chars", "10k-chars", "number", "list", "extra-field"],
 )
 def test_invalid_refresh_body_is_422_json(live: LiveServer, body: dict[str, Any]) -> None:
     """Oversized or mistyped refresh_token: 422 invalid_request as JSON, never a 500."""

@@ -60,7 +60,9 @@ class TokenOut(BaseModel):
 class RefreshIn(Strict):
     refresh_token: str | None = Field(
         default=None,
-        max_length=256,
+        # Generous, like the Bearer limit: an access token sent here by mistake (a JWT is
+        # far longer than a refresh token) gets invalid_grant, not a schema error.
+        max_length=8192,
         description="Omit it to use the refresh cookie (browsers).",
     )
 
