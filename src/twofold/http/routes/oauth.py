@@ -8,7 +8,6 @@ RFCs define them.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -55,7 +54,7 @@ async def _client(request: Request, form: dict[str, str]) -> Client:
             raise InvalidClient()
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # bad base64 or UTF-8, or non-ASCII text (latin-1 header bytes)
             raise InvalidClient() from None
         client_id, sep, secret = decoded.partition(":")
         if not sep or "client_secret" in form:
