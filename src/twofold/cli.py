@@ -440,7 +440,8 @@ def _audit_kind(value: str | None) -> str | None:
 def audit_log(
     limit: Annotated[int, typer.Option(min=1, max=audit.MAX_PAGE, help="Events per page.")] = 50,
     before: Annotated[
-        int | None, typer.Option(help="Only events older than this seq (the next page).")
+        int | None,
+        typer.Option(min=1, max=2**63 - 1, help="Only events older than this seq (the next page)."),
     ] = None,
     user: Annotated[
         str | None, typer.Option("--user", metavar="EMAIL_OR_ID", help="Events of one user.")

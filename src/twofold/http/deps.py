@@ -52,6 +52,13 @@ def require_json(request: Request) -> None:
         raise UnsupportedMediaType()
 
 
+def require_json_if_body(request: Request) -> None:
+    """For routes whose body is optional: no body is fine, any body must be JSON."""
+    headers = request.headers
+    if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+        require_json(request)
+
+
 async def authenticate(request: Request) -> Caller:
     """Bearer header first (a bad one is never rescued by a cookie), else the session cookie.
 

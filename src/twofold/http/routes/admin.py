@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import JSONResponse, Response
 
-from twofold.http.deps import authenticate_admin, origin, require_json, web
+from twofold.http.deps import (
+    authenticate_admin,
+    origin,
+    require_json,
+    require_json_if_body,
+    web,
+)
 from twofold.http.render import admin_user_out, live_device_out, rfc3339
 from twofold.http.routes.auth import ERRORS
 from twofold.http.schemas import (
@@ -28,6 +34,7 @@ from twofold.http.schemas import (
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
 
 Limit = Annotated[int, Query(ge=1, le=500)]
+MAX_SEQ = 2**63 - 1  # sequence numbers are signed 64-bit in every store
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
@@ -65,11 +72,12 @@ async def unlock(user_id: str, request: Request) -> Response:
     return JSONResponse(admin_user_out(unlocked).model_dump())
 
 
-@router.put("/users/{user_id}/roles", response_model=AdminUserOut)
+@router.put(
+    "/users/{user_id}/roles", response_model=AdminUserOut, dependencies=[Depends(require_json)]
+)
 async def set_roles(user_id: str, body: RolesIn, request: Request) -> Response:
     """Replace the roles. Sessions see them on their next request; access tokens issued
     before are refused, and the next refresh carries the new roles."""
-    require_json(request)
     caller = await authenticate_admin(request)
     changed = await web(request).runtime.admin.set_roles(
         user_id, body.roles, actor=caller.principal, origin=origin(request)
@@ -148,7 +156,9 @@ async def keys(request: Request) -> Response:
     return JSONResponse(out.model_dump())
 
 
-@router.post("/keys/rotate", response_model=RotationOut)
+@router.post(
+    "/keys/rotate", response_model=RotationOut, dependencies=[Depends(require_json_if_body)]
+)
 async def rotate_keys(request: Request, body: RotateIn | None = None) -> Response:
     """A new signing key. The old one verifies until its tokens expire; with
     `{"compromised": true}` every old key is retired and its tokens are refused at once."""
@@ -170,7 +180,7 @@ async def rotate_keys(request: Request, body: RotateIn | None = None) -> Respons
 async def audit(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
     user_id: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
