@@ -4,11 +4,12 @@ server on a real loopback socket."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from twofold.config import Settings
 from twofold.http.app import create_app
 from twofold.http.deps import Web
 from twofold.runtime import Runtime
+from twofold.store.migrate import upgrade
+from twofold.store.sqlite import SQLiteStore
 
 PASSWORD = "correct horse battery staple"
 
@@ -39,6 +42,32 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per run (migrating is slower than copying)."""
+    path = tmp_path_factory.mktemp("template") / "twofold.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, migrated_template: Path) -> Path:
+    """A fresh copy of the migrated database for one test."""
+    path = tmp_path / "twofold.db"
+    # Closing the last connection checkpointed the WAL into the file: the file is all.
+    shutil.copyfile(migrated_template, path)
+    return path
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An open SQLite store on the test's own database."""
+    store = SQLiteStore(db_path)
+    await store.open()
+    yield store
+    await store.close()
 
 
 @dataclass

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
@@ -21,7 +19,6 @@ from twofold.errors import (
     WeakPassword,
 )
 from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
-from twofold.store.migrate import upgrade
 from twofold.store.records import User
 from twofold.store.sqlite import SQLiteStore
 
@@ -31,24 +28,6 @@ PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "tr0ubadour and a new song"
 OWASP_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$"
 RFC9106_PREFIX = "$argon2id$v=19$m=65536,t=3,p=4$"
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database per module; each test copies it (faster than migrating)."""
-    path = tmp_path_factory.mktemp("template") / "t.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-async def store(tmp_path: Path, migrated_template: Path) -> AsyncIterator[SQLiteStore]:
-    path = tmp_path / "t.db"
-    shutil.copyfile(migrated_template, path)
-    store = SQLiteStore(path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture(scope="module")

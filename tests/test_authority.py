@@ -4,7 +4,7 @@ no old session alive, however the steps interleave."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,6 @@ from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
 from twofold.refresh import RefreshPolicy, RefreshTokens
 from twofold.revocation import Revoker
 from twofold.sessions import SessionManager, SessionPolicy
-from twofold.store.migrate import upgrade
 from twofold.store.sqlite import SQLiteStore
 
 PASSWORD = "correct horse battery staple"
@@ -34,21 +33,6 @@ def hasher() -> Iterator[PasswordHasher]:
     hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"])
     yield hasher
     hasher.close()
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "t.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,33 +14,10 @@ import pytest
 from twofold.clients import MAX_SECRET_LENGTH, Clients, NewClient
 from twofold.clock import FrozenClock
 from twofold.errors import Conflict, InvalidClient, InvalidRequest
-from twofold.store.migrate import upgrade
 from twofold.store.records import Client
 from twofold.store.sqlite import SQLiteStore
 
 START = 1_800_000_000.0
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clients-template") / "twofold.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, migrated: Path) -> Path:
-    path = tmp_path / "twofold.db"
-    shutil.copyfile(migrated, path)
-    return path
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

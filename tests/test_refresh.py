@@ -51,12 +51,8 @@ async def open_store(path: Path) -> SQLiteStore:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "t.db"
-
-
-@pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    """The shared migrated database, holding the one user the families belong to."""
     store = await open_store(db_path)
     yield store
     await store.close()

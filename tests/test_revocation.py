@@ -4,7 +4,6 @@ the store's stream read at start, on catch-up and by the follower."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import timeit
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -18,7 +17,6 @@ from twofold.jose.jwt import AccessClaims, AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.jose.keys import JoseKey
 from twofold.revocation import RevocationList, Revoker
-from twofold.store.migrate import upgrade
 from twofold.store.records import Revocation, RevocationKind
 from twofold.store.sqlite import SQLiteStore
 
@@ -186,28 +184,6 @@ def test_check_cost_with_ten_thousand_entries() -> None:
 
 
 # -- Revoker and the user cut-off --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("revocation-template") / "twofold.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, migrated: Path) -> Path:
-    path = tmp_path / "twofold.db"
-    shutil.copyfile(migrated, path)
-    return path
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import shutil
 import sqlite3
 import string
 from collections import Counter
@@ -18,7 +17,6 @@ import pytest
 from twofold.clock import FrozenClock
 from twofold.errors import NotAuthenticated
 from twofold.sessions import SessionManager, SessionPolicy, hash_session_id
-from twofold.store.migrate import upgrade
 from twofold.store.records import SessionRecord, User
 from twofold.store.sqlite import SQLiteStore
 
@@ -46,21 +44,6 @@ class SpyStore:
             return await method(*args, **kwargs)
 
         return counted
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated database per module; each test copies it (faster than migrating)."""
-    path = tmp_path_factory.mktemp("template") / "t.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def db_path(tmp_path: Path, migrated_template: Path) -> Path:
-    path = tmp_path / "t.db"
-    shutil.copyfile(migrated_template, path)
-    return path
 
 
 @pytest.fixture
@@ -136,7 +119,7 @@ async def test_store_holds_the_sha256_of_the_id_not_the_id(
     assert issued.record.id_hash == expected == hash_session_id(issued.id)
     assert [row[0] for row in session_rows(db_path)] == [expected]
     await store.close()  # flush the WAL so every byte is on disk
-    raw = b"".join(p.read_bytes() for p in db_path.parent.glob("t.db*"))
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
     assert issued.id.encode("ascii") not in raw
     assert expected in raw
 

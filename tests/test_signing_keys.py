@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,9 @@ from twofold.jose.keyring import KeyRing
 from twofold.jose.keys import Algorithm
 from twofold.masterkey import KeySealer, MasterKey
 from twofold.signing_keys import SigningKeys
-from twofold.store.migrate import upgrade
 from twofold.store.sqlite import SQLiteStore
 
 RETAIN = 330.0  # an access-token lifetime of 300 s plus 30 s of leeway
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "keys.db"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(db_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -249,13 +249,7 @@ def user_lock(
     config: ConfigOption = None,
 ) -> None:
     """Lock an account and end its sessions and tokens at once."""
-    settings = _existing(config, data_dir, database_url)
-
-    async def lock(runtime: Runtime) -> User:
-        found = await runtime.admin.find_user(user)
-        return await runtime.admin.lock(found.id, actor=None, origin=CLI_ORIGIN)
-
-    locked = _with_runtime(settings, lock)
+    locked = _set_locked(user, True, _existing(config, data_dir, database_url))
     console.print(f"Locked {escape(locked.email)}; its sessions and tokens are ended.")
 
 
@@ -267,14 +261,17 @@ def user_unlock(
     config: ConfigOption = None,
 ) -> None:
     """Unlock an account."""
-    settings = _existing(config, data_dir, database_url)
-
-    async def unlock(runtime: Runtime) -> User:
-        found = await runtime.admin.find_user(user)
-        return await runtime.admin.unlock(found.id, actor=None, origin=CLI_ORIGIN)
-
-    unlocked = _with_runtime(settings, unlock)
+    unlocked = _set_locked(user, False, _existing(config, data_dir, database_url))
     console.print(f"Unlocked {escape(unlocked.email)}.")
+
+
+def _set_locked(user: str, locked: bool, settings: Settings) -> User:
+    async def change(runtime: Runtime) -> User:
+        found = await runtime.admin.find_user(user)
+        action = runtime.admin.lock if locked else runtime.admin.unlock
+        return await action(found.id, actor=None, origin=CLI_ORIGIN)
+
+    return _with_runtime(settings, change)
 
 
 @user_app.command("roles")
