@@ -283,7 +283,7 @@ def test_sessions_table_truncates_the_user_agent(
     add_user(data, "a@example.com")
     _log_in_both_ways(data, "a@example.com")
     handle = next(row[0] for row in rows(ok(data, "sessions", "list")) if row[1] == "session")
-    monkeypatch.setattr("twofold.cli._is_terminal", lambda: True)
+    monkeypatch.setattr("twofold.cli.common.is_terminal", lambda: True)
     result = runner.invoke(
         app,
         ["sessions", "list", "--data-dir", str(data)],

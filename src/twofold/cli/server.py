@@ -1,0 +1,91 @@
+"""Running the server and managing its schema: ``serve``, ``migrate`` and ``openapi``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from twofold.cli.common import (
+    ConfigOption,
+    DatabaseOption,
+    DataDirOption,
+    console,
+    fail,
+    settings_from,
+    with_runtime,
+)
+from twofold.config import Settings, prepare_data_dir
+from twofold.errors import TwofoldError
+from twofold.runtime import Runtime
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the server (defaults: 127.0.0.1:8000, SQLite and keys under ./twofold-data)."""
+    import uvicorn
+
+    from twofold.http.app import create_app
+    from twofold.logs import configure
+
+    settings = settings_from(
+        config, host=host, port=port, data_dir=data_dir, database_url=database_url
+    )
+    # Start the core once before the server does: a bad data directory, master key or
+    # database URL is then a one-line error here, not a traceback from inside uvicorn.
+    with_runtime(settings, _nothing)
+    configure(settings.log_level, settings.log_format)
+    console.print(
+        f"Twofold listening on [bold]http://{settings.host}:{settings.port}[/bold] "
+        f"(store: {_describe_store(settings)})"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+def migrate(
+    data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
+) -> None:
+    """Bring the database schema to the current version."""
+    from twofold.store.factory import store_from_url
+    from twofold.store.migrate import current_revision, upgrade
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    url = settings.effective_database_url
+    try:
+        store_from_url(url)  # refuses an unsupported scheme before Alembic tries a driver
+        prepare_data_dir(settings.data_dir)
+        upgrade(url)
+    except TwofoldError as exc:
+        raise fail(exc) from None
+    console.print(f"Schema at revision {current_revision(url)}.")
+
+
+def openapi() -> None:
+    """Print the OpenAPI document of the HTTP API."""
+    from twofold.http.app import create_app
+
+    document = create_app(Settings()).openapi()
+    typer.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+async def _nothing(runtime: Runtime) -> None:
+    return None
+
+
+def _describe_store(settings: Settings) -> str:
+    url = settings.effective_database_url
+    return url if url.startswith("sqlite:") else url.split(":", 1)[0]
