@@ -433,3 +433,20 @@ def test_sessions_end_for_one_user_or_everyone(data: Path) -> None:
     assert_one_line_error(
         twofold(data, "sessions", "end", "--user", "nobody@example.com"), "No such user."
     )
+
+
+def test_client_remove_by_name(data: Path) -> None:
+    """A client can be removed by the name it was added with, as well as by its id."""
+    add_user(data, "a@example.com")  # makes the data directory
+    ok(data, "client", "add", "billing-api")
+    ok(data, "client", "remove", "billing-api")
+    assert rows(ok(data, "client", "list")) == []
+    assert_one_line_error(twofold(data, "client", "remove", "billing-api"), "No such client.")
+
+
+@pytest.mark.parametrize("role", ["has space", "Upper", "x" * 40, ""])
+def test_user_add_refuses_malformed_roles(data: Path, role: str) -> None:
+    """`user add --role` follows the same role rules as `user roles` and the API."""
+    result = twofold(data, "user", "add", "a@example.com", "--role", role, input=PASSWORD + "\n")
+    assert result.exit_code == 1, result.output
+    assert "Roles are at most" in result.stderr

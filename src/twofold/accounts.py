@@ -45,6 +45,7 @@ class Accounts:
         hashed in both so that the time does not tell them apart either.
         """
         normalized = normalize_email(email)
+        roles = check_roles(roles)
         self._policy.check(password, context=_email_words(normalized))
         password_hash = await self._hasher.hash(password)
         if await self._store.get_user_by_email(normalized) is not None:
@@ -54,7 +55,7 @@ class Accounts:
             id=str(uuid.uuid4()),
             email=normalized,
             password_hash=password_hash,
-            roles=tuple(dict.fromkeys(roles)),
+            roles=roles,
             created_at=now,
             password_changed_at=now,
         )
@@ -121,12 +122,7 @@ class Accounts:
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> tuple[str, ...]:
         """Replace the roles with ``roles`` (deduplicated, order kept)."""
-        unique: tuple[str, ...] = tuple(dict.fromkeys(roles))
-        if len(unique) > MAX_ROLES or not all(_ROLE.fullmatch(role) for role in unique):
-            raise InvalidRequest(
-                f"Roles are at most {MAX_ROLES} names of 1-32 lower-case letters, digits, "
-                "'_' or '-', starting with a letter."
-            )
+        unique = check_roles(roles)
         if not await self._store.set_roles(user_id, unique):
             raise NotFound("No such user.")
         return unique
@@ -135,3 +131,16 @@ class Accounts:
 def _email_words(email: str) -> tuple[str, ...]:
     local, _, domain = email.partition("@")
     return (email, local, domain)
+
+
+def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    """``roles`` deduplicated (order kept); ``InvalidRequest`` unless each is a role name."""
+    unique: tuple[str, ...] = tuple(dict.fromkeys(roles))
+    if len(unique) > MAX_ROLES or not all(
+        isinstance(role, str) and _ROLE.fullmatch(role) for role in unique
+    ):
+        raise InvalidRequest(
+            f"Roles are at most {MAX_ROLES} names of 1-32 lower-case letters, digits, "
+            "'_' or '-', starting with a letter."
+        )
+    return unique

@@ -8,6 +8,7 @@ every request, and access tokens are cut off by a user revocation (T9).
 from __future__ import annotations
 
 from twofold import audit
+from twofold.accounts import ROLE_ADMIN
 from twofold.authority import Authority, Origin, Principal
 from twofold.devices import Device, from_family, from_session
 from twofold.errors import InvalidEmail, InvalidRequest, NotFound
@@ -46,12 +47,16 @@ class Admin:
         and every access token already out (the bank scenario)."""
         if actor is not None and actor.user_id == user_id:
             raise InvalidRequest("You cannot lock your own account.")
+        # Locking a locked account ends everything again (a retry after a failure half-way
+        # must finish the job) but is audited once.
+        was_locked = (await self.user(user_id)).locked
         authority = self._authority
         await authority.accounts.set_locked(user_id, True)
         await authority.revoker.user(user_id)
         await authority.sessions.end_all_for_user(user_id)
         await authority.refresh_tokens.end_all_for_user(user_id)
-        await self._record(audit.ACCOUNT_LOCKED, user_id, actor, origin)
+        if not was_locked:
+            await self._record(audit.ACCOUNT_LOCKED, user_id, actor, origin)
         return await self.user(user_id)
 
     async def end_sessions(
@@ -76,6 +81,8 @@ class Admin:
         return ended
 
     async def unlock(self, user_id: str, *, actor: Principal | None, origin: Origin) -> User:
+        if not (await self.user(user_id)).locked:
+            return await self.user(user_id)  # nothing to do, nothing to audit
         await self._authority.accounts.set_locked(user_id, False)
         await self._record(audit.ACCOUNT_UNLOCKED, user_id, actor, origin)
         return await self.user(user_id)
@@ -86,6 +93,10 @@ class Admin:
         """New roles, in force on the next request: sessions read them fresh, access tokens
         issued before are refused, and the next refresh carries the new roles."""
         before = await self.user(user_id)
+        if actor is not None and actor.user_id == user_id and ROLE_ADMIN not in roles:
+            raise InvalidRequest("You cannot remove your own admin role.")
+        if tuple(dict.fromkeys(roles)) == before.roles:
+            return before  # nothing changes: no revocation, no audit event
         after = await self._authority.accounts.set_roles(user_id, roles)
         await self._authority.revoker.user(user_id)
         await self._record(
@@ -98,13 +109,23 @@ class Admin:
         )
         return await self.user(user_id)
 
-    async def live_devices(self, *, limit: int, offset: int) -> list[Device]:
+    async def live_devices(
+        self, *, limit: int, offset: int, caller: Principal | None = None
+    ) -> list[Device]:
         """Who is logged in now: live sessions and token families of every user, most
-        recently active first. Sessions and families are paged separately and merged, so
-        a page holds up to ``limit`` of each."""
+        recently active first, the caller's own marked ``current``. Sessions and families
+        are paged separately and merged, so a page holds up to ``limit`` of each."""
         authority = self._authority
-        sessions = [from_session(r) for r in await authority.sessions.list_live(limit, offset)]
-        families = [from_family(f) for f in await authority.refresh_tokens.list_live(limit, offset)]
+        current_session = caller.session.id_hash if caller and caller.session else None
+        current_family = caller.family_id if caller else None
+        sessions = [
+            from_session(r, current=r.id_hash == current_session)
+            for r in await authority.sessions.list_live(limit, offset)
+        ]
+        families = [
+            from_family(f, current=f.id == current_family)
+            for f in await authority.refresh_tokens.list_live(limit, offset)
+        ]
         return sorted(sessions + families, key=lambda d: d.last_seen_at, reverse=True)
 
     async def rotate_keys(

@@ -22,6 +22,7 @@ LOGIN_FAILED: Final = "login_failed"
 LOGOUT: Final = "logout"
 REFRESH_REUSE: Final = "refresh_reuse"
 PASSWORD_CHANGED: Final = "password_changed"  # noqa: S105 - an event name
+REAUTHENTICATION_FAILED: Final = "reauthentication_failed"
 ACCOUNT_LOCKED: Final = "account_locked"
 ACCOUNT_UNLOCKED: Final = "account_unlocked"
 ROLES_CHANGED: Final = "roles_changed"
@@ -40,6 +41,7 @@ KINDS: Final = frozenset(
         LOGOUT,
         REFRESH_REUSE,
         PASSWORD_CHANGED,
+        REAUTHENTICATION_FAILED,
         ACCOUNT_LOCKED,
         ACCOUNT_UNLOCKED,
         ROLES_CHANGED,

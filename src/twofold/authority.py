@@ -11,9 +11,15 @@ from typing import Literal
 from twofold import audit
 from twofold.accounts import Accounts
 from twofold.audit import AuditLog
-from twofold.devices import Device, from_family, from_session, parse_handle
+from twofold.devices import Device, family_handle, from_family, from_session, parse_handle
 from twofold.emails import normalize_email
-from twofold.errors import AuthenticationFailed, InvalidGrant, NotAuthenticated, NotFound
+from twofold.errors import (
+    AuthenticationFailed,
+    InvalidGrant,
+    NotAuthenticated,
+    NotFound,
+    ReauthenticationFailed,
+)
 from twofold.jose.jwt import AccessClaims, AccessTokenCodec
 from twofold.refresh import IssuedRefresh, RefreshTokens, ReuseDetected
 from twofold.revocation import Revoker
@@ -165,7 +171,7 @@ class Authority:
                 audit.REFRESH_REUSE,
                 user_id=exc.family.user_id,
                 client_address=origin.client_address,
-                family=exc.family.id,
+                device=family_handle(exc.family.id),
             )
             raise
         family = issued.family
@@ -249,7 +255,15 @@ class Authority:
         racing with it, leaves nothing alive; access tokens are cut off by a user
         revocation. Deleting the records is clean-up. The caller continues with a rotated
         session or, in JWT mode, a new token pair."""
-        user = await self.accounts.change_password(principal.user_id, current, new)
+        try:
+            user = await self.accounts.change_password(principal.user_id, current, new)
+        except ReauthenticationFailed:
+            await self.audit.record(
+                audit.REAUTHENTICATION_FAILED,
+                user_id=principal.user_id,
+                client_address=origin.client_address,
+            )
+            raise
         await self.revoker.user(user.id)
         await self.refresh_tokens.end_all_for_user(user.id)
         await self.audit.record(

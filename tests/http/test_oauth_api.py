@@ -483,14 +483,14 @@ def test_body_over_the_size_limit_is_413(
 def test_revoke_an_access_token_refuses_it_at_once(
     live: LiveServer, email: str, client_creds: tuple[str, str]
 ) -> None:
-    """200 with an empty body; the very next /auth/me with it is 401 and introspection
+    """200 with an empty JSON object; the very next /auth/me with it is 401 and introspection
     says inactive; the family's refresh token still works (only this token ended)."""
     tokens = token_login(live, email)
     access = tokens["access_token"]
     assert me_status(live, access) == 200
     answer = revoke(live, client_creds, access)
     assert answer.status_code == 200
-    assert answer.content == b""
+    assert answer.json() == {}
     assert me_status(live, access) == 401
     assert introspect(live, client_creds, access).json() == INACTIVE
     assert revoke(live, client_creds, access).status_code == 200  # again: still 200
@@ -532,7 +532,7 @@ def test_revoke_garbage_is_200(live: LiveServer, client_creds: tuple[str, str], 
     """An invalid token is not an error to revocation (RFC 7009 section 2.2)."""
     answer = revoke(live, client_creds, token)
     assert answer.status_code == 200
-    assert answer.content == b""
+    assert answer.json() == {}
 
 
 def test_unauthenticated_revoke_is_401_and_revokes_nothing(live: LiveServer, email: str) -> None:

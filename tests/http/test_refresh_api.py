@@ -212,7 +212,7 @@ def test_replay_after_grace_revokes_the_whole_family(fresh_live: LiveServer) -> 
 
     (event,) = reuse_events(live, user_id)
     assert event.user_id == user_id
-    assert event.detail == {"family": claims(first["access_token"])["sid"]}
+    assert event.detail == {"device": "f_" + claims(first["access_token"])["sid"]}
     assert event.client_address == "127.0.0.1"
     assert first["refresh_token"] not in repr(event)
     # A second login of the same user is a different family and is untouched.
@@ -458,6 +458,37 @@ def test_password_change_in_jwt_mode_replaces_every_pair(live: LiveServer) -> No
     rotated = refresh(live, fresh["refresh_token"])
     assert rotated.status_code == 200, rotated.text
     assert me(live, rotated.json()["access_token"]).status_code == 200
+
+
+def test_password_change_keeps_a_cookie_client_on_cookies(live: LiveServer) -> None:
+    """A browser that keeps its refresh token in the cookie asks for the new one there too:
+    the answer sets the cookie and leaves the token out of the body (JavaScript never sees
+    it), and the new cookie refreshes."""
+    email = live.register()
+    login = jwt_login(live, email, cookie=True)
+    with live.client() as client:
+        answer = client.post(
+            "/auth/password",
+            json={
+                "current_password": PASSWORD,
+                "new_password": NEW_PASSWORD,
+                "refresh_transport": "cookie",
+            },
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
+    assert answer.status_code == 200, answer.text
+    assert "refresh_token" not in answer.json()
+    new_cookie = answer.cookies.get(COOKIE)
+    assert new_cookie is not None
+    assert REFRESH_SHAPE.fullmatch(new_cookie)
+    set_cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie
+    assert "path=/auth/refresh" in set_cookie
+    assert "samesite=strict" in set_cookie
+    assert cookie_refresh(live, new_cookie, origin=live.url).status_code == 200
+    old_cookie = login.cookies.get(COOKIE)
+    assert old_cookie is not None
+    assert_invalid_grant(cookie_refresh(live, old_cookie, origin=live.url))
 
 
 def test_idle_refresh_family_expires(make_server: ServerFactory) -> None:

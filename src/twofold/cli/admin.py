@@ -271,22 +271,20 @@ def client_list(
 
 @client_app.command("remove")
 def client_remove(
-    client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+    client: Annotated[str, typer.Argument(metavar="CLIENT_ID_OR_NAME")],
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Remove a client; its credentials stop working at once."""
+    """Remove a client (by id or name); its credentials stop working at once."""
     settings = existing(config, data_dir, database_url)
 
-    async def remove(runtime: Runtime) -> str:
-        names = {c.id: c.name for c in await runtime.clients.list()}
-        if not await runtime.clients.remove(client_id):
+    async def remove(runtime: Runtime) -> tuple[str, str]:
+        found = next((c for c in await runtime.clients.list() if client in (c.id, c.name)), None)
+        if found is None or not await runtime.clients.remove(found.id):
             raise NotFound("No such client.")
-        await runtime.authority.audit.record(
-            audit.CLIENT_REMOVED, client=client_id, name=names.get(client_id)
-        )
-        return names.get(client_id, client_id)
+        await runtime.authority.audit.record(audit.CLIENT_REMOVED, client=found.id, name=found.name)
+        return found.name, found.id
 
-    removed = with_runtime(settings, remove)
-    console.print(f"Removed client {escape(removed)} ({escape(client_id)}).")
+    name, client_id = with_runtime(settings, remove)
+    console.print(f"Removed client {escape(name)} ({escape(client_id)}).")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Generous bounds: the real rules are the core's; these only keep junk out cheaply.
 Email = Field(min_length=1, max_length=254)
@@ -25,15 +25,26 @@ class RegisterOut(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
+RefreshTransport = Annotated[
+    Literal["body", "cookie"],
+    Field(
+        description="JWT mode: `cookie` puts the refresh token in an HttpOnly cookie scoped "
+        "to /auth/refresh (browsers) instead of the body (API clients).",
+    ),
+]
+
+
 class LoginIn(Strict):
     email: str = Email
     password: str = Password
     mode: Literal["session", "jwt"] = "session"
-    refresh_transport: Literal["body", "cookie"] = Field(
-        default="body",
-        description="JWT mode: `cookie` puts the refresh token in an HttpOnly cookie "
-        "scoped to /auth/refresh (browsers) instead of the body (API clients).",
-    )
+    refresh_transport: RefreshTransport = "body"
+
+    @model_validator(mode="after")
+    def _transport_needs_jwt(self) -> LoginIn:
+        if self.mode == "session" and self.refresh_transport != "body":
+            raise ValueError("refresh_transport applies to mode jwt only")
+        return self
 
 
 class UserOut(BaseModel):
@@ -81,6 +92,7 @@ class MeOut(UserOut):
 class PasswordChangeIn(Strict):
     current_password: str = Password
     new_password: str = Password
+    refresh_transport: RefreshTransport = "body"
 
 
 class PasswordChangeOut(BaseModel):
@@ -193,16 +205,14 @@ class JwksOut(BaseModel):
 class DiscoveryOut(BaseModel):
     issuer: str
     jwks_uri: str
-    token_endpoint: str
     introspection_endpoint: str
     introspection_endpoint_auth_methods_supported: list[str]
     revocation_endpoint: str
     revocation_endpoint_auth_methods_supported: list[str]
-    grant_types_supported: list[str]
     response_types_supported: list[str]
-    token_endpoint_auth_methods_supported: list[str]
     access_token_signing_alg_values_supported: list[str]
     twofold_login_endpoint: str
+    twofold_refresh_endpoint: str
     twofold_sessions_endpoint: str
 
 

@@ -3,11 +3,13 @@ a cookie-authenticated change needs CSRF proof like any other."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import JSONResponse, Response
 
+from twofold import audit as audit_kinds
 from twofold.http.deps import (
     authenticate_admin,
     origin,
@@ -31,10 +33,17 @@ from twofold.http.schemas import (
     RotationOut,
 )
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
+# No admin route takes a body it does not declare, and any body must be JSON (415).
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses=ERRORS,
+    dependencies=[Depends(require_json_if_body)],
+)
 
 Limit = Annotated[int, Query(ge=1, le=500)]
 MAX_SEQ = 2**63 - 1  # sequence numbers are signed 64-bit in every store
+AuditKind = Enum("AuditKind", {kind: kind for kind in sorted(audit_kinds.KINDS)}, type=str)  # type: ignore[misc]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
@@ -114,9 +123,9 @@ async def end_all_sessions(request: Request) -> Response:
 async def live_sessions(request: Request, limit: Limit = 100, offset: Offset = 0) -> Response:
     """Who is logged in now: live sessions and token families of every user, most recently
     active first (sessions and families are paged side by side: up to `limit` of each)."""
-    await authenticate_admin(request)
     runtime = web(request).runtime
-    devices = await runtime.admin.live_devices(limit=limit, offset=offset)
+    caller = await authenticate_admin(request)
+    devices = await runtime.admin.live_devices(limit=limit, offset=offset, caller=caller.principal)
     emails: dict[str, str | None] = {}
     for device in devices:
         if device.user_id not in emails:
@@ -156,9 +165,7 @@ async def keys(request: Request) -> Response:
     return JSONResponse(out.model_dump())
 
 
-@router.post(
-    "/keys/rotate", response_model=RotationOut, dependencies=[Depends(require_json_if_body)]
-)
+@router.post("/keys/rotate", response_model=RotationOut)
 async def rotate_keys(request: Request, body: RotateIn | None = None) -> Response:
     """A new signing key. The old one verifies until its tokens expire; with
     `{"compromised": true}` every old key is retired and its tokens are refused at once."""
@@ -182,13 +189,13 @@ async def audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, le=MAX_SEQ)] = None,
     user_id: Annotated[str | None, Query(max_length=64)] = None,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[AuditKind | None, Query()] = None,
 ) -> Response:
     """Security events, newest first; page with `before` = the previous page's
     `next_before`."""
     await authenticate_admin(request)
     events = await web(request).runtime.authority.audit.page(
-        before=before, limit=limit, user_id=user_id, kind=kind
+        before=before, limit=limit, user_id=user_id, kind=None if kind is None else kind.value
     )
     out = AuditPageOut(
         events=[

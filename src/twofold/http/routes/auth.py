@@ -193,8 +193,7 @@ async def change_password(body: PasswordChangeIn, request: Request) -> Response:
         context.cookies.set_session(response, changed.session)
         return response
     assert changed.tokens is not None
-    pair = _token_out(changed.tokens, with_refresh=True)
-    return JSONResponse(PasswordChangeOut(**pair.model_dump()).model_dump(exclude_none=True))
+    return _token_response(context, changed.tokens, cookie=body.refresh_transport == "cookie")
 
 
 @router.get("/sessions", response_model=DevicesOut, responses=ERRORS)

@@ -79,8 +79,37 @@ async def _token(request: Request) -> tuple[Client, str]:
 
 ClientToken = Annotated[tuple[Client, str], Depends(_token)]
 
+# The form is parsed by hand (above), so FastAPI cannot describe it: say it here.
+FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string", "maxLength": MAX_TOKEN_LENGTH},
+                        "token_type_hint": {
+                            "type": "string",
+                            "enum": ["access_token", "refresh_token"],
+                        },
+                        "client_id": {
+                            "type": "string",
+                            "description": "client_secret_post; or use HTTP Basic.",
+                        },
+                        "client_secret": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
 
-@router.post("/introspect", response_model=IntrospectionOut, responses=ERRORS)
+
+@router.post(
+    "/introspect", response_model=IntrospectionOut, responses=ERRORS, openapi_extra=FORM_BODY
+)
 async def introspect(request: Request, client_token: ClientToken) -> Response:
     """Whether a token is active now (revocations included) and its claims."""
     _, token = client_token
@@ -88,10 +117,10 @@ async def introspect(request: Request, client_token: ClientToken) -> Response:
     return JSONResponse(answer)
 
 
-@router.post("/revoke", responses=ERRORS)
+@router.post("/revoke", responses=ERRORS, openapi_extra=FORM_BODY)
 async def revoke(request: Request, client_token: ClientToken) -> Response:
     """Revoke an access or refresh token. Answers 200 whether or not the token was valid
     (RFC 7009 section 2.2)."""
     client, token = client_token
     await web(request).runtime.oauth.revoke(token, client=client, origin=origin(request))
-    return Response(status_code=200)
+    return JSONResponse({})

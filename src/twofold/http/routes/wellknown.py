@@ -20,7 +20,10 @@ async def jwks(request: Request) -> Response:
 
 @router.get("/openid-configuration", response_model=DiscoveryOut)
 async def openid_configuration(request: Request) -> Response:
-    """Discovery metadata (RFC 8414 fields; Twofold issues no ID tokens)."""
+    """Discovery metadata (RFC 8414 fields). Twofold is not an OpenID provider (no ID
+    tokens, no authorization endpoint): its own login and refresh endpoints are named in
+    `twofold_*` fields, where standard OAuth clients will not mistake them for a token
+    endpoint."""
     return _discovery(request)
 
 
@@ -38,16 +41,14 @@ def _discovery(request: Request) -> Response:
     document = DiscoveryOut(
         issuer=runtime.settings.effective_issuer,
         jwks_uri=f"{base}/.well-known/jwks.json",
-        token_endpoint=f"{base}/auth/refresh",
         introspection_endpoint=f"{base}/oauth/introspect",
         introspection_endpoint_auth_methods_supported=auth_methods,
         revocation_endpoint=f"{base}/oauth/revoke",
         revocation_endpoint_auth_methods_supported=auth_methods,
-        grant_types_supported=["password", "refresh_token"],
         response_types_supported=[],
-        token_endpoint_auth_methods_supported=["none"],
         access_token_signing_alg_values_supported=algs,
         twofold_login_endpoint=f"{base}/auth/login",
+        twofold_refresh_endpoint=f"{base}/auth/refresh",
         twofold_sessions_endpoint=f"{base}/auth/sessions",
     )
     return JSONResponse(document.model_dump(), headers={"Cache-Control": "public, max-age=300"})
