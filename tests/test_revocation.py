@@ -330,16 +330,36 @@ async def test_the_follower_picks_up_an_entry_quickly(
 async def test_expired_entries_are_not_loaded(
     store: SQLiteStore, other_store: SQLiteStore, clock: FrozenClock
 ) -> None:
-    """An entry past its expiry is not read at start (nor by catch_up)."""
+    """An entry past its expiry and the reader's horizon is not read at start (nor by
+    catch_up)."""
     writer = Revoker(store, clock, horizon=HORIZON)
     await writer.token("short", START + 10)
-    await writer.token("long", START + 1000)
-    clock.advance(10)
+    await writer.token("long", START + 10 * HORIZON)
+    clock.advance(HORIZON + 1)
     loaded = Revoker(other_store, clock, horizon=HORIZON)
     await loaded.load()
     assert len(loaded.revoked) == 1
     assert not loaded.revoked.is_revoked(claims(jti="short"))
     assert loaded.revoked.is_revoked(claims(jti="long"))
+
+
+async def test_a_reader_keeps_entries_for_its_own_horizon(
+    store: SQLiteStore, other_store: SQLiteStore, clock: FrozenClock
+) -> None:
+    """A writer with a shorter token lifetime (the CLI run with other settings) stamps
+    entries that expire early; a server whose tokens live longer keeps them for its own
+    horizon, at start and when following, and its purge leaves them in the store."""
+    short_lived = Revoker(store, clock, horizon=60)
+    await short_lived.user("user-1")
+    server = Revoker(other_store, clock, horizon=3600)
+    clock.advance(600)
+    await server.load()
+    assert server.revoked.is_revoked(claims(sub="user-1", iat=START))
+    assert await server.purge(100) == 0
+    clock.advance(3600)
+    server.prune()
+    assert not server.revoked.is_revoked(claims(sub="user-1", iat=START))
+    assert await server.purge(100) == 1
 
 
 async def test_key_entries_reload_keys_on_catch_up_but_not_on_load(

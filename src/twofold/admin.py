@@ -66,17 +66,19 @@ class Admin:
         with None, of everyone (SECURITY.md S8). Returns how many sessions and families
         ended; access tokens are cut off by a revocation either way."""
         authority = self._authority
+        # Delete first, cut access tokens off after: a refresh that read its family before
+        # the delete signed its token before the cut, so the cut refuses it.
         if user_id is None:
-            await authority.revoker.everyone()
             ended = (
                 await authority.sessions.end_everyone()
                 + await authority.refresh_tokens.end_everyone()
             )
+            await authority.revoker.everyone()
         else:
             await self.user(user_id)
-            await authority.revoker.user(user_id)
             ended = await authority.sessions.end_all_for_user(user_id)
             ended += len(await authority.refresh_tokens.end_all_for_user(user_id))
+            await authority.revoker.user(user_id)
         await self._record(audit.SESSION_REVOKED, user_id, actor, origin, device="all", ended=ended)
         return ended
 

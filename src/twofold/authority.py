@@ -179,6 +179,11 @@ class Authority:
         if user is None or user.locked or user.password_changed_at != family.password_changed_at:
             await self.refresh_tokens.end(family.id)
             raise InvalidGrant()
+        # Read again after the spend: a family ended meanwhile (a device revoked, an admin
+        # ending the user's logins) issues nothing. Ending deletes first and cuts tokens
+        # off after, so a pair signed after this read (no await in between) is cut off.
+        if await self.refresh_tokens.get_family(family.id) is None:
+            raise InvalidGrant()
         return self._pair(user, issued)
 
     # -- who is calling ----------------------------------------------------------------
@@ -231,7 +236,14 @@ class Authority:
             await self.refresh_tokens.end(claims.sid)
             await self.revoker.family(claims.sid)
         else:
-            await self.revoker.token(claims.jti, claims.exp + self.tokens.policy.leeway)
+            await self.revoke_access_token(claims)
+
+    async def revoke_access_token(self, claims: AccessClaims) -> None:
+        """Refuse this token (its ``jti``) until it has expired. A duplicate handed out in
+        the refresh grace window shares the ``jti`` but was signed up to the grace later,
+        so the entry outlives this copy by that much."""
+        grace = self.refresh_tokens.policy.reuse_grace
+        await self.revoker.token(claims.jti, claims.exp + self.tokens.policy.leeway + grace)
 
     async def end_family(self, family_id: str) -> None:
         await self.refresh_tokens.end(family_id)

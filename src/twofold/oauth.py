@@ -89,7 +89,7 @@ class TokenService:
                 return
             claims = principal.claims
             assert claims is not None
-            await authority.revoker.token(claims.jti, claims.exp + authority.tokens.policy.leeway)
+            await authority.revoke_access_token(claims)
             user_id, what = claims.sub, "access_token"
         await authority.audit.record(
             audit.TOKEN_REVOKED,

@@ -36,9 +36,13 @@ EVERYONE = "*"
 class RevocationList:
     """What is revoked now, as dictionaries of subject -> expiry. Checking is three look-ups."""
 
-    __slots__ = ("_families", "_tokens", "_users", "last_seq")
+    __slots__ = ("_families", "_horizon", "_tokens", "_users", "last_seq")
 
-    def __init__(self) -> None:
+    def __init__(self, horizon: float = 0.0) -> None:
+        # Kept at least this long after ``at`` whatever the writer stamped: a process
+        # with a shorter token lifetime (the CLI with other settings) writes entries that
+        # would otherwise expire before this server's tokens do.
+        self._horizon = horizon
         self._tokens: dict[str, float] = {}
         self._families: dict[str, float] = {}
         # user id (or EVERYONE) -> (not-before, expiry)
@@ -51,18 +55,19 @@ class RevocationList:
         keys_changed = False
         for entry in entries:
             self.last_seq = max(self.last_seq, entry.seq)
+            expires = max(entry.expires_at, entry.at + self._horizon)
             if entry.kind == "token":
-                _keep_latest(self._tokens, entry.subject, entry.expires_at)
+                _keep_latest(self._tokens, entry.subject, expires)
             elif entry.kind == "family":
-                _keep_latest(self._families, entry.subject, entry.expires_at)
+                _keep_latest(self._families, entry.subject, expires)
             elif entry.kind == "user":
                 before = self._users.get(entry.subject)
                 if before is None:
-                    self._users[entry.subject] = (entry.at, entry.expires_at)
+                    self._users[entry.subject] = (entry.at, expires)
                 else:
                     self._users[entry.subject] = (
                         max(before[0], entry.at),
-                        max(before[1], entry.expires_at),
+                        max(before[1], expires),
                     )
             else:
                 keys_changed = True
@@ -125,7 +130,7 @@ class Revoker:
         horizon: float,
         keys_changed: KeysChanged | None = None,
     ) -> None:
-        self.revoked = RevocationList()
+        self.revoked = RevocationList(horizon)
         self._store = store
         self._clock = clock
         self._horizon = horizon
@@ -138,6 +143,7 @@ class Revoker:
     async def load(self) -> None:
         """Read every unexpired entry (at start); key entries need no reload then."""
         await self._read_stream(reload_keys=False)
+        self.prune()
 
     async def token(self, jti: str, expires_at: float) -> None:
         await self._append("token", jti, expires_at=expires_at)
@@ -195,8 +201,9 @@ class Revoker:
         async with self._catching_up:
             total = 0
             while True:
+                # Entries the writer stamped as expired may still be within our horizon.
                 batch = await self._store.revocations_after(
-                    self.revoked.last_seq, self._clock.now()
+                    self.revoked.last_seq, self._clock.now() - self._horizon
                 )
                 if not batch:
                     break
@@ -227,3 +234,10 @@ class Revoker:
 
     def prune(self) -> None:
         self.revoked.prune(self._clock.now())
+
+    async def purge(self, limit: int) -> int:
+        """Delete stored entries past their expiry by more than our horizon too (another
+        process may keep tokens longer than the writer did)."""
+        return await self._store.purge_expired_revocations(
+            self._clock.now() - self._horizon, limit
+        )

@@ -154,7 +154,7 @@ class Runtime:
                 await self.authority.audit.record(audit.KEY_RETIRED, kid=kid)
         await self.store.purge_expired_sessions(now, PURGE_BATCH)
         await self.store.purge_expired_families(now, PURGE_BATCH)
-        await self.store.purge_expired_revocations(now, PURGE_BATCH)
+        await self.authority.revoker.purge(PURGE_BATCH)
         self.authority.revoker.prune()
 
     async def _maintain(self) -> None:

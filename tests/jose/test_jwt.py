@@ -83,6 +83,7 @@ def test_audience_and_lifetime_overrides(codec: AccessTokenCodec) -> None:
         {"extra": {"exp": 1}},
         {"extra": {"iss": "x"}},
         {"lifetime": 0},
+        {"lifetime": 301},
         {"extra": {"x": float("nan")}},
         {"audience": ""},
     ],
@@ -93,6 +94,7 @@ def test_audience_and_lifetime_overrides(codec: AccessTokenCodec) -> None:
         "extra-exp",
         "extra-iss",
         "zero-lifetime",
+        "lifetime-over-policy",
         "nan",
         "empty-audience",
     ],
@@ -130,6 +132,18 @@ def test_policy_is_validated(changes: dict[str, Any]) -> None:
     values: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE, **changes}
     with pytest.raises(ConfigurationError):
         TokenPolicy(**values)
+
+
+def test_a_token_longer_lived_than_the_policy_is_refused(
+    codec: AccessTokenCodec, ring: KeyRing, clock: FrozenClock
+) -> None:
+    """A token issued under a longer lifetime (a setting lowered since) is refused: the
+    server keeps revocations only for its own lifetime, so it could outlive one (T9)."""
+    longer = AccessTokenCodec(ring, TokenPolicy(ISSUER, AUDIENCE, lifetime=3600), clock)
+    token, _ = longer.issue("user-1", [])
+    with pytest.raises(InvalidToken, match="lifetime_exceeded"):
+        codec.verify(token)
+    assert codec.verify(codec.issue("user-1", [])[0]).sub == "user-1"
 
 
 # --- time claims (T5) -------------------------------------------------------------------------

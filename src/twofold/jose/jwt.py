@@ -147,8 +147,8 @@ class AccessTokenCodec:
         if audience is not None and (not isinstance(audience, str) or not audience):
             raise ValueError("audience must be a non-empty string")
         lifetime = policy.lifetime if lifetime is None else lifetime
-        if not 1 <= lifetime <= 86_400:
-            raise ValueError("lifetime must be 1 second to 1 day")
+        if not 1 <= lifetime <= policy.lifetime:
+            raise ValueError("lifetime must be 1 second to the policy's lifetime")
         extra = dict(extra or {})
         if not _REGISTERED.isdisjoint(extra):
             raise ValueError("extra claims may not override registered claims")
@@ -212,6 +212,10 @@ class AccessTokenCodec:
         exp, iat, nbf, auth_time = _numeric_dates(claims)
         if exp <= now - policy.leeway:
             raise InvalidToken("expired")
+        if exp - iat > policy.lifetime:
+            # Issued under a longer lifetime than this server's (a setting lowered since):
+            # revocations are kept only as long as this server's lifetime, so refuse it.
+            raise InvalidToken("lifetime_exceeded")
         if iat > now + policy.leeway or (nbf is not None and nbf > now + policy.leeway):
             raise InvalidToken("not_yet_valid")
         iss = claims.get("iss")
