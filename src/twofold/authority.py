@@ -28,6 +28,10 @@ from twofold.store.records import SessionRecord, User
 
 AuthMode = Literal["session", "jwt"]
 
+#: Seconds an old session id keeps working after its session was renewed at a privilege
+#: change, for the requests a browser had already sent with it.
+RENEWAL_GRACE = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -39,6 +43,9 @@ class Principal:
     mode: AuthMode
     session: SessionRecord | None = None
     claims: AccessClaims | None = None
+    #: The session under a new id when this request found the user's privileges changed
+    #: (S3); the caller must hand the new id to the client.
+    renewed: IssuedSession | None = None
 
     @property
     def family_id(self) -> str | None:
@@ -126,6 +133,7 @@ class Authority:
         issued = await self.sessions.create(
             user.id,
             password_changed_at=user.password_changed_at,
+            roles_changed_at=user.roles_changed_at,
             client_address=origin.client_address,
             user_agent=origin.user_agent,
             replacing=replacing,
@@ -196,8 +204,23 @@ class Authority:
         if user is None or user.locked or user.password_changed_at != record.password_changed_at:
             await self.sessions.end(session_id)
             raise NotAuthenticated("The session is not valid.")
+        renewed = None
+        if user.roles_changed_at > record.roles_changed_at:
+            # The roles changed since this id was issued: continue under a new id (S3).
+            # Of requests racing here one renews; the others are served with the old id,
+            # which lives RENEWAL_GRACE seconds more (a browser's parallel requests).
+            renewed = await self.sessions.renew(
+                record, roles_changed_at=user.roles_changed_at, grace=RENEWAL_GRACE
+            )
+            if renewed is not None:
+                record = renewed.record
         return Principal(
-            user_id=user.id, email=user.email, roles=user.roles, mode="session", session=record
+            user_id=user.id,
+            email=user.email,
+            roles=user.roles,
+            mode="session",
+            session=record,
+            renewed=renewed,
         )
 
     def token_principal(self, token: str) -> Principal:

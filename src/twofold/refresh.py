@@ -11,8 +11,8 @@ honest users out ("refresh races log people out"), so within ``reuse_grace`` sec
 spend, while its successor is still unspent, the duplicate gets the *same* successor. That
 needs no stored secret: the successor of token ``t`` is ``HMAC(key, t)``, which only a
 holder of ``t`` can ask for. Any other second use revokes the whole family, its newest
-token included. ``reuse_grace = 0`` turns the window off: then exactly one of the racing
-requests wins and the rest revoke the family.
+token included. ``reuse_grace = 0`` turns the window off: then of racing requests at most
+one gets a pair, and the others end the family (and that pair with it).
 """
 
 from __future__ import annotations

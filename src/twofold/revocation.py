@@ -238,6 +238,4 @@ class Revoker:
     async def purge(self, limit: int) -> int:
         """Delete stored entries past their expiry by more than our horizon too (another
         process may keep tokens longer than the writer did)."""
-        return await self._store.purge_expired_revocations(
-            self._clock.now() - self._horizon, limit
-        )
+        return await self._store.purge_expired_revocations(self._clock.now() - self._horizon, limit)

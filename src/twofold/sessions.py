@@ -61,6 +61,7 @@ class SessionManager:
         user_id: str,
         *,
         password_changed_at: float,
+        roles_changed_at: float = 0.0,
         client_address: str | None,
         user_agent: str | None,
         replacing: str | None = None,
@@ -76,6 +77,7 @@ class SessionManager:
             created_at=now,
             absolute_expires_at=now + self.policy.absolute_lifetime,
             password_changed_at=password_changed_at,
+            roles_changed_at=roles_changed_at,
             client_address=client_address,
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
         )
@@ -100,7 +102,12 @@ class SessionManager:
         return record
 
     async def rotate(
-        self, session_id: str, record: SessionRecord, *, password_changed_at: float | None = None
+        self,
+        session_id: str,
+        record: SessionRecord,
+        *,
+        password_changed_at: float | None = None,
+        roles_changed_at: float | None = None,
     ) -> IssuedSession:
         """A new id for the same login (privilege change, re-authentication); the old id dies.
 
@@ -115,9 +122,31 @@ class SessionManager:
             password_changed_at=(
                 record.password_changed_at if password_changed_at is None else password_changed_at
             ),
+            roles_changed_at=(
+                record.roles_changed_at if roles_changed_at is None else roles_changed_at
+            ),
             client_address=record.client_address,
             user_agent=record.user_agent,
         )
+
+    async def renew(
+        self, record: SessionRecord, *, roles_changed_at: float, grace: float
+    ) -> IssuedSession | None:
+        """The same login under a new id after a privilege change (S3), or None if another
+        request renewed it first. The old id lives ``grace`` seconds more, so that requests
+        the browser sent with it in parallel are served instead of logging it out."""
+        now = self._clock.now()
+        session_id = secrets.token_urlsafe(ID_BYTES)
+        new = replace(
+            record,
+            id_hash=hash_session_id(session_id),
+            last_seen_at=now,
+            idle_expires_at=min(now + self.policy.idle_timeout, record.absolute_expires_at),
+            roles_changed_at=roles_changed_at,
+        )
+        if not await self._store.renew_session(record.id_hash, new, now + grace):
+            return None
+        return IssuedSession(id=session_id, record=new)
 
     async def end(self, session_id: str) -> bool:
         if not is_well_formed(session_id):
@@ -156,6 +185,7 @@ class SessionManager:
         created_at: float,
         absolute_expires_at: float,
         password_changed_at: float,
+        roles_changed_at: float,
         client_address: str | None,
         user_agent: str | None,
     ) -> IssuedSession:
@@ -171,6 +201,7 @@ class SessionManager:
             client_address=client_address,
             user_agent=user_agent,
             password_changed_at=password_changed_at,
+            roles_changed_at=roles_changed_at,
         )
         await self._store.put_session(record)
         return IssuedSession(id=session_id, record=record)

@@ -253,20 +253,22 @@ def test_fifty_concurrent_refreshes_share_one_new_refresh_token(live: LiveServer
 def test_fifty_concurrent_refreshes_without_grace_give_one_pair_then_none(
     make_server: ServerFactory,
 ) -> None:
-    """refresh_reuse_grace=0: of 50 simultaneous refreshes exactly one gets a pair, the
-    rest 401 invalid_grant; the race counts as reuse, so the winner's pair dies too."""
+    """refresh_reuse_grace=0: of 50 simultaneous refreshes at most one gets a pair (none,
+    when a loser ends the family before the winner signs), the rest 401 invalid_grant;
+    the race counts as reuse, so any winner's pair dies too."""
     live = make_server(refresh_reuse_grace=0)
     first = pair(live)
     user_id = claims(first["access_token"])["sub"]
     answers = asyncio.run(race(live, first["refresh_token"], 50))
     winners = [a for a in answers if a.status_code == 200]
-    assert len(winners) == 1, [a.status_code for a in answers]
+    assert len(winners) <= 1, [a.status_code for a in answers]
     for loser in answers:
         if loser.status_code != 200:
             assert_invalid_grant(loser)
-    (winner,) = winners
-    assert_invalid_grant(refresh(live, winner.json()["refresh_token"]))
-    assert_token_refused(me(live, winner.json()["access_token"]))
+    for winner in winners:
+        assert_invalid_grant(refresh(live, winner.json()["refresh_token"]))
+        assert_token_refused(me(live, winner.json()["access_token"]))
+    assert_token_refused(me(live, first["access_token"]))
     assert len(reuse_events(live, user_id)) == 1  # one theft, one event
 
 

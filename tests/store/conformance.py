@@ -147,19 +147,24 @@ async def test_set_locked_unknown_user_is_false(store: Store) -> None:
 
 
 async def test_set_roles_replaces_roles_in_order(store: Store) -> None:
-    """set_roles replaces the roles, order kept, and can clear them."""
+    """set_roles replaces the roles, order kept, can clear them, and moves the privilege
+    epoch."""
     user = await add_user(store, roles=("admin",))
     other = await add_user(store, 1, roles=("admin",))
-    assert await store.set_roles(user.id, ("b", "a", "c")) is True
-    assert await store.get_user(user.id) == dataclasses.replace(user, roles=("b", "a", "c"))
-    assert await store.set_roles(user.id, ()) is True
-    assert await store.get_user(user.id) == dataclasses.replace(user, roles=())
+    assert await store.set_roles(user.id, ("b", "a", "c"), T0 + 5) is True
+    assert await store.get_user(user.id) == dataclasses.replace(
+        user, roles=("b", "a", "c"), roles_changed_at=T0 + 5
+    )
+    assert await store.set_roles(user.id, (), T0 + 6) is True
+    assert await store.get_user(user.id) == dataclasses.replace(
+        user, roles=(), roles_changed_at=T0 + 6
+    )
     assert await store.get_user(other.id) == other
 
 
 async def test_set_roles_unknown_user_is_false(store: Store) -> None:
     """set_roles on an unknown id is False."""
-    assert await store.set_roles("nobody", ("admin",)) is False
+    assert await store.set_roles("nobody", ("admin",), T0 + 7) is False
     assert await store.get_user("nobody") is None
 
 
@@ -473,6 +478,43 @@ async def test_delete_user_families_spares_keep_and_other_users(store: Store) ->
     assert await store.delete_user_families(alice.id) == []
     assert await store.get_family(theirs.id) == theirs
     assert await store.get_refresh_token(theirs_first.hash) == theirs_first
+
+
+async def test_renew_session_retires_the_old_id_and_adds_the_new(store: Store) -> None:
+    """renew_session gives the old record the new epoch and a shorter idle expiry, stores
+    the new one, and does so once: a second renewal to the same epoch is refused."""
+    user = await add_user(store)
+    old = make_session(user.id, roles_changed_at=T0)
+    await store.put_session(old)
+    new = make_session(user.id, roles_changed_at=T0 + 10)
+    assert await store.renew_session(old.id_hash, new, T0 + 5) is True
+    assert await store.get_session(new.id_hash) == new
+    assert await store.get_session(old.id_hash) == dataclasses.replace(
+        old, roles_changed_at=T0 + 10, idle_expires_at=T0 + 5
+    )
+    again = make_session(user.id, roles_changed_at=T0 + 10)
+    assert await store.renew_session(old.id_hash, again, T0 + 5) is False
+    assert await store.get_session(again.id_hash) is None
+
+
+async def test_renew_session_of_a_missing_session_stores_nothing(store: Store) -> None:
+    user = await add_user(store)
+    new = make_session(user.id, roles_changed_at=T0 + 10)
+    assert await store.renew_session(new_id_hash(), new, T0 + 5) is False
+    assert await store.get_session(new.id_hash) is None
+
+
+async def test_concurrent_renewals_of_one_session_admit_one(store: Store) -> None:
+    user = await add_user(store)
+    old = make_session(user.id, roles_changed_at=T0)
+    await store.put_session(old)
+    candidates = [make_session(user.id, roles_changed_at=T0 + 10) for _ in range(20)]
+    results = await asyncio.gather(
+        *(store.renew_session(old.id_hash, new, T0 + 5) for new in candidates)
+    )
+    assert sorted(results) == [False] * 19 + [True]
+    stored = [await store.get_session(new.id_hash) for new in candidates]
+    assert sum(record is not None for record in stored) == 1
 
 
 async def test_delete_all_sessions_and_families_of_everyone(store: Store) -> None:

@@ -30,6 +30,7 @@ def make_user(n: int = 0, **changes: Any) -> User:
         roles=(),
         created_at=T0 + n,
         password_changed_at=T0 + n,
+        roles_changed_at=T0 + n + 0.5,
     )
     return dataclasses.replace(user, **changes)
 
@@ -49,6 +50,7 @@ def make_session(user_id: str, **changes: Any) -> SessionRecord:
         client_address="203.0.113.7",
         user_agent="Mozilla/5.0 (conformance)",
         password_changed_at=T0,
+        roles_changed_at=T0 + 0.25,
     )
     return dataclasses.replace(record, **changes)
 

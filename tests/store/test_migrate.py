@@ -74,8 +74,9 @@ def test_upgrade_from_0001_keeps_users_and_sessions(tmp_path: Path) -> None:
     assert current_revision(sqlite_url(path)) == "0002"
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT * FROM users").fetchall() == [user]
-        assert conn.execute("SELECT * FROM sessions").fetchall() == [session]
+        # Both gain the privilege epoch, 0 for rows from before it existed.
+        assert conn.execute("SELECT * FROM users").fetchall() == [(*user, 0.0)]
+        assert conn.execute("SELECT * FROM sessions").fetchall() == [(*session, 0.0)]
     finally:
         conn.close()
     assert {name for name, _ in schema(path)} >= TABLES
@@ -108,7 +109,7 @@ def test_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
     upgrade(sqlite_url(path))
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.execute("INSERT INTO users VALUES ('u', 'u@example.test', 'h', '[]', 1, 1, 0)")
+        conn.execute("INSERT INTO users VALUES ('u', 'u@example.test', 'h', '[]', 1, 1, 0, 0)")
     finally:
         conn.close()
     before = schema(path)

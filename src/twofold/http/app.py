@@ -20,6 +20,7 @@ from twofold.http.csrf import CsrfGuard
 from twofold.http.deps import Web
 from twofold.http.routes import admin, auth, health, oauth, pages, wellknown
 from twofold.http.security_headers import SecurityHeadersMiddleware
+from twofold.http.session_renewal import SessionRenewalMiddleware
 from twofold.http.transport import CookiePolicy
 from twofold.runtime import Runtime
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
     )
+    app.add_middleware(SessionRenewalMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -10,6 +10,7 @@ from twofold.accounts import ROLE_ADMIN
 from twofold.authority import Origin, Principal
 from twofold.errors import Forbidden, NotAuthenticated, UnsupportedMediaType
 from twofold.http.csrf import HEADER, SAFE_METHODS, CsrfGuard
+from twofold.http.session_renewal import RENEWED_SESSION
 from twofold.http.transport import CookiePolicy, bearer_token, session_cookie
 from twofold.runtime import Runtime
 
@@ -73,7 +74,17 @@ async def authenticate(request: Request) -> Caller:
         raise NotAuthenticated()
     if request.method not in SAFE_METHODS:
         context.csrf.check(request, session_id, request.headers.get(HEADER))
-    principal = await context.runtime.authority.session_principal(session_id)
+    return await resolve_session(request, session_id)
+
+
+async def resolve_session(request: Request, session_id: str) -> Caller:
+    """The caller behind a session id. A session renewed on the way (its user's roles
+    changed) continues under the new id, which the response hands to the client
+    (``http/session_renewal.py``)."""
+    principal = await web(request).runtime.authority.session_principal(session_id)
+    if principal.renewed is not None:
+        setattr(request.state, RENEWED_SESSION, principal.renewed)
+        return Caller(principal, principal.renewed.id)
     return Caller(principal, session_id)
 
 

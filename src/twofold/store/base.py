@@ -47,8 +47,9 @@ class UserStore(Protocol):
         """Lock or unlock; False if there is no such user."""
         ...
 
-    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> bool:
-        """Replace the roles (order kept); False if there is no such user."""
+    async def set_roles(self, user_id: str, roles: tuple[str, ...], changed_at: float) -> bool:
+        """Replace the roles (order kept) and set ``roles_changed_at``; False if there is
+        no such user."""
         ...
 
 
@@ -71,6 +72,16 @@ class SessionStore(Protocol):
 
     async def delete_user_sessions(self, user_id: str, keep: bytes | None = None) -> int:
         """Delete every session of the user except ``keep``; returns how many."""
+        ...
+
+    async def renew_session(
+        self, old_hash: bytes, new: SessionRecord, old_idle_expires_at: float
+    ) -> bool:
+        """Continue a session under a new id after a privilege change, atomically: if the
+        record ``old_hash`` exists with ``roles_changed_at`` below ``new.roles_changed_at``,
+        give it ``new.roles_changed_at``, cut its idle expiry to ``old_idle_expires_at``
+        (if sooner) and insert ``new``; True. Otherwise change nothing; False. Of many
+        concurrent calls for one old id, at most one returns True."""
         ...
 
     async def delete_all_sessions(self) -> int:

@@ -17,6 +17,8 @@ class User:
     created_at: float
     password_changed_at: float
     locked: bool = False
+    #: Moves (strictly increasing) at every change of roles: the privilege epoch.
+    roles_changed_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,9 @@ class SessionRecord:
     # session: a later password change makes the session invalid at once, even one that a
     # login racing with the change stored after the change ended the others.
     password_changed_at: float
+    # The user's ``roles_changed_at`` when this id was issued: after a role change the
+    # session continues under a new id (SECURITY.md S3).
+    roles_changed_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,8 +64,9 @@ class SQLiteStore(SQLiteConnection):
     async def set_locked(self, user_id: str, locked: bool) -> bool:
         return await self._execute(sql.SET_USER_LOCKED, (locked, user_id)) > 0
 
-    async def set_roles(self, user_id: str, roles: tuple[str, ...]) -> bool:
-        return await self._execute(sql.SET_USER_ROLES, (sql.roles_json(roles), user_id)) > 0
+    async def set_roles(self, user_id: str, roles: tuple[str, ...], changed_at: float) -> bool:
+        params = (sql.roles_json(roles), changed_at, user_id)
+        return await self._execute(sql.SET_USER_ROLES, params) > 0
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -87,6 +88,23 @@ class SQLiteStore(SQLiteConnection):
 
     async def delete_user_sessions(self, user_id: str, keep: bytes | None = None) -> int:
         return await self._execute(sql.DELETE_USER_SESSIONS, (user_id, keep))
+
+    async def renew_session(
+        self, old_hash: bytes, new: SessionRecord, old_idle_expires_at: float
+    ) -> bool:
+        epoch = new.roles_changed_at
+        params = sql.session_params(new)
+
+        def renew(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                sql.RETIRE_RENEWED_SESSION, (epoch, old_idle_expires_at, old_hash, epoch)
+            ).rowcount
+            if changed != 1:
+                return False
+            conn.execute(sql.PUT_SESSION, params)
+            return True
+
+        return await self._atomic(renew)
 
     async def delete_all_sessions(self) -> int:
         return await self._execute(sql.DELETE_ALL_SESSIONS, ())

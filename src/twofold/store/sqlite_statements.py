@@ -28,32 +28,37 @@ from twofold.store.records import (
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 
 INSERT_USER = """
-INSERT INTO users (id, email, password_hash, roles, created_at, password_changed_at, locked)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO users (id, email, password_hash, roles, created_at, password_changed_at, locked,
+                   roles_changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 GET_USER = """
-SELECT id, email, password_hash, roles, created_at, password_changed_at, locked
+SELECT id, email, password_hash, roles, created_at, password_changed_at, locked,
+       roles_changed_at
 FROM users WHERE id = ?
 """
 GET_USER_BY_EMAIL = """
-SELECT id, email, password_hash, roles, created_at, password_changed_at, locked
+SELECT id, email, password_hash, roles, created_at, password_changed_at, locked,
+       roles_changed_at
 FROM users WHERE email = ?
 """
 LIST_USERS = """
-SELECT id, email, password_hash, roles, created_at, password_changed_at, locked
+SELECT id, email, password_hash, roles, created_at, password_changed_at, locked,
+       roles_changed_at
 FROM users ORDER BY created_at, id LIMIT ? OFFSET ?
 """
 SET_USER_HASH = "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?"
 REHASH_USER = "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?"
 SET_USER_LOCKED = "UPDATE users SET locked = ? WHERE id = ?"
-SET_USER_ROLES = "UPDATE users SET roles = ? WHERE id = ?"
+SET_USER_ROLES = "UPDATE users SET roles = ?, roles_changed_at = ? WHERE id = ?"
 
 # "Put" replaces: ON CONFLICT ... DO UPDATE (not INSERT OR REPLACE, which deletes the row
 # first) is also PostgreSQL's syntax.
 PUT_SESSION = """
 INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, idle_expires_at,
-                      absolute_expires_at, client_address, user_agent, password_changed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      absolute_expires_at, client_address, user_agent, password_changed_at,
+                      roles_changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id_hash) DO UPDATE SET
     user_id = excluded.user_id,
     created_at = excluded.created_at,
@@ -62,21 +67,26 @@ ON CONFLICT (id_hash) DO UPDATE SET
     absolute_expires_at = excluded.absolute_expires_at,
     client_address = excluded.client_address,
     user_agent = excluded.user_agent,
-    password_changed_at = excluded.password_changed_at
+    password_changed_at = excluded.password_changed_at,
+    roles_changed_at = excluded.roles_changed_at
 """
 GET_SESSION = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent, password_changed_at
+       client_address, user_agent, password_changed_at, roles_changed_at
 FROM sessions WHERE id_hash = ?
 """
 TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id_hash = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
+RETIRE_RENEWED_SESSION = """
+UPDATE sessions SET roles_changed_at = ?, idle_expires_at = MIN(idle_expires_at, ?)
+WHERE id_hash = ? AND roles_changed_at < ?
+"""
 # "IS NOT NULL" when keep is None: every session of the user goes.
 DELETE_USER_SESSIONS = "DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?"
 DELETE_ALL_SESSIONS = "DELETE FROM sessions"
 LIST_USER_SESSIONS = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent, password_changed_at
+       client_address, user_agent, password_changed_at, roles_changed_at
 FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id_hash DESC
 """
 # DELETE ... LIMIT needs a compile-time option; the sub-select bounds the batch anywhere.
@@ -91,7 +101,7 @@ DELETE FROM sessions WHERE id_hash IN (
 # ix_sessions_last_seen_at backwards (the table has no rowid: the index ends in id_hash).
 LIST_LIVE_SESSIONS = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent, password_changed_at
+       client_address, user_agent, password_changed_at, roles_changed_at
 FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ?
 ORDER BY last_seen_at DESC, id_hash DESC LIMIT ? OFFSET ?
 """
@@ -225,6 +235,7 @@ def user_params(user: User) -> tuple[Any, ...]:
         user.created_at,
         user.password_changed_at,
         user.locked,
+        user.roles_changed_at,
     )
 
 
@@ -235,7 +246,7 @@ def user_from_row(row: Any) -> User:
         roles = None
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
         raise StoreUnavailable("A stored user has malformed roles.")
-    return User(row[0], row[1], row[2], tuple(roles), row[4], row[5], bool(row[6]))
+    return User(row[0], row[1], row[2], tuple(roles), row[4], row[5], bool(row[6]), row[7])
 
 
 def session_params(record: SessionRecord) -> tuple[Any, ...]:
@@ -249,6 +260,7 @@ def session_params(record: SessionRecord) -> tuple[Any, ...]:
         record.client_address,
         record.user_agent,
         record.password_changed_at,
+        record.roles_changed_at,
     )
 
 

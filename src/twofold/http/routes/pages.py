@@ -23,7 +23,7 @@ from twofold.errors import (
     NotAuthenticated,
 )
 from twofold.http.csrf import FORM_FIELD
-from twofold.http.deps import origin, web
+from twofold.http.deps import origin, resolve_session, web
 from twofold.http.render import rfc3339
 from twofold.http.transport import session_cookie
 
@@ -43,9 +43,11 @@ async def _current(request: Request) -> tuple[Principal, str] | None:
     if session_id is None:
         return None
     try:
-        return await web(request).runtime.authority.session_principal(session_id), session_id
+        caller = await resolve_session(request, session_id)
     except NotAuthenticated:
         return None
+    assert caller.session_id is not None
+    return caller.principal, caller.session_id
 
 
 def _anonymous_binding(request: Request) -> str:
@@ -163,12 +165,13 @@ async def logout_form(request: Request) -> Response:
             # A stale tab's form: back to the profile, whose fresh form works (or, if the
             # session is gone, on to the login page). Nothing was ended.
             return RedirectResponse("/", status_code=303)
-        authority = context.runtime.authority
         try:
-            principal = await authority.session_principal(session_id)
+            caller = await resolve_session(request, session_id)
         except NotAuthenticated:
             pass  # already over
         else:
-            await authority.logout(principal, session_id=session_id, origin=origin(request))
+            await context.runtime.authority.logout(
+                caller.principal, session_id=caller.session_id, origin=origin(request)
+            )
     context.cookies.clear(response, context.cookies.session_name)
     return response

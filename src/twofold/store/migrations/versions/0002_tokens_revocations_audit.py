@@ -32,6 +32,17 @@ _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     # list_live_sessions orders every live session by last_seen_at.
     op.create_index("ix_sessions_last_seen_at", "sessions", ["last_seen_at"])
+    # The privilege epoch, like the password epoch: a session whose value differs from its
+    # user's gets a new id on its next request (SECURITY.md S3). Sessions from 0001 carry
+    # 0 like their users, so they keep their ids until the next role change.
+    op.add_column(
+        "users",
+        sa.Column("roles_changed_at", sa.Double(), nullable=False, server_default="0"),
+    )
+    op.add_column(
+        "sessions",
+        sa.Column("roles_changed_at", sa.Double(), nullable=False, server_default="0"),
+    )
 
     op.create_table(
         "refresh_families",
@@ -139,4 +150,6 @@ def downgrade() -> None:
     op.drop_index("ix_refresh_families_idle_expires_at", table_name="refresh_families")
     op.drop_index("ix_refresh_families_user_id", table_name="refresh_families")
     op.drop_table("refresh_families")
+    op.drop_column("sessions", "roles_changed_at")
+    op.drop_column("users", "roles_changed_at")
     op.drop_index("ix_sessions_last_seen_at", table_name="sessions")
