@@ -123,12 +123,8 @@ class Accounts:
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> tuple[str, ...]:
         """Replace the roles with ``roles`` (deduplicated, order kept)."""
         unique = check_roles(roles)
-        user = await self._store.get_user(user_id)
-        if user is None:
-            raise NotFound("No such user.")
-        # Strictly later than the last change, as for passwords: sessions compare it.
-        changed_at = max(self._clock.now(), user.roles_changed_at + 0.001)
-        if not await self._store.set_roles(user_id, unique, changed_at):
+        # The store keeps the epoch strictly increasing: sessions compare it.
+        if not await self._store.set_roles(user_id, unique, self._clock.now()):
             raise NotFound("No such user.")
         return unique
 

@@ -21,6 +21,7 @@ ID_BYTES = 32
 # token_urlsafe(32) is 43 characters of the URL-safe alphabet; anything else is not ours.
 _ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_USER_AGENT = 512
+_MAX_RENEWAL_CHAIN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +152,7 @@ class SessionManager:
     async def end(self, session_id: str) -> bool:
         if not is_well_formed(session_id):
             return False
-        return await self._store.delete_session(hash_session_id(session_id))
+        return await self.end_by_hash(hash_session_id(session_id))
 
     async def end_all_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         keep_hash = hash_session_id(keep) if keep is not None and is_well_formed(keep) else None
@@ -173,7 +174,19 @@ class SessionManager:
         return await self._store.get_session(id_hash)
 
     async def end_by_hash(self, id_hash: bytes) -> bool:
-        return await self._store.delete_session(id_hash)
+        """End the session and, if it was renewed in its last seconds, what it became:
+        one login, one logout, whichever of its ids the client still held."""
+        record = await self._store.get_session(id_hash)
+        ended = await self._store.delete_session(id_hash)
+        # Renewals are seconds apart and a renewed record cannot renew again, so chains
+        # are short; the bound only guards against a corrupt store.
+        for _ in range(_MAX_RENEWAL_CHAIN):
+            if record is None or record.renewed_to is None:
+                break
+            successor = record.renewed_to
+            record = await self._store.get_session(successor)
+            await self._store.delete_session(successor)
+        return ended
 
     async def list_live(self, limit: int, offset: int) -> list[SessionRecord]:
         return await self._store.list_live_sessions(self._clock.now(), limit, offset)

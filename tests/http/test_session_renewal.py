@@ -116,3 +116,60 @@ def test_the_profile_page_renews_too(live: LiveServer) -> None:
     assert client.cookies[COOKIE] != old_id
     assert "auditor" in page.text
     client.close()
+
+
+def test_a_renewed_id_cannot_slide_past_its_grace(fresh_live: LiveServer) -> None:
+    """Even when a request in the grace would move the sliding expiry, the old id dies
+    with the grace."""
+    live = fresh_live
+    admin = admin_token(live)
+    client, user_id, _ = browser(live)
+    old_id = client.cookies[COOKIE]
+    live.clock.advance(live.settings.session_touch_interval - 2)
+    set_roles(live, admin, user_id, ["user", "auditor"])
+    assert client.get("/auth/me").status_code == 200  # renews
+    live.clock.advance(3)
+    with live.client(cookies={COOKIE: old_id}) as stale:
+        assert stale.get("/auth/me").status_code == 200  # in the grace; would touch
+        live.clock.advance(RENEWAL_GRACE)
+        assert stale.get("/auth/me").status_code == 401
+    assert client.get("/auth/me").status_code == 200
+    client.close()
+
+
+def test_logging_out_with_the_old_id_ends_the_new_one(live: LiveServer) -> None:
+    """A tab that logs out with the id it held before the renewal reached it ends the
+    login, not just that id."""
+    admin = admin_token(live)
+    client, user_id, old_csrf = browser(live)
+    old_id = client.cookies[COOKIE]
+    set_roles(live, admin, user_id, ["user", "auditor"])
+    assert client.get("/auth/me").status_code == 200  # renews: client now holds the new id
+    with live.client(cookies={COOKIE: old_id}) as other_tab:
+        out = other_tab.post("/auth/logout", headers={"X-CSRF-Token": old_csrf, "Origin": live.url})
+        assert out.status_code == 204
+    assert client.get("/auth/me").status_code == 401
+    client.close()
+
+
+def test_a_renewed_id_is_not_renewed_again(live: LiveServer) -> None:
+    """A second role change within the grace does not turn the old id into a second live
+    session: it is served, not renewed, and the login has one live session."""
+    admin = admin_token(live)
+    client, user_id, _ = browser(live)
+    old_id = client.cookies[COOKIE]
+    set_roles(live, admin, user_id, ["user", "auditor"])
+    assert client.get("/auth/me").status_code == 200
+    set_roles(live, admin, user_id, ["user"])
+    with live.client(cookies={COOKIE: old_id}) as stale:
+        answer = stale.get("/auth/me")
+        assert answer.status_code == 200
+        assert COOKIE not in answer.cookies
+    with live.client() as api:
+        sessions = api.get(
+            "/admin/sessions", params={"limit": 500}, headers={"Authorization": f"Bearer {admin}"}
+        ).json()["sessions"]
+    mine = [s for s in sessions if s["user_id"] == user_id]
+    # The new id (renewing again now) and the old one in its last seconds; nothing more.
+    assert len(mine) <= 2
+    client.close()

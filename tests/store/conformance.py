@@ -162,6 +162,21 @@ async def test_set_roles_replaces_roles_in_order(store: Store) -> None:
     assert await store.get_user(other.id) == other
 
 
+async def test_set_roles_epoch_only_moves_forward(store: Store) -> None:
+    """A change stamped no later than the current epoch still moves it (just past it), so
+    two changes in one instant are two epochs."""
+    user = await add_user(store)
+    assert await store.set_roles(user.id, ("a",), T0 + 5) is True
+    assert await store.set_roles(user.id, ("b",), T0 + 5) is True
+    second = await store.get_user(user.id)
+    assert second is not None
+    assert second.roles_changed_at > T0 + 5
+    assert await store.set_roles(user.id, ("c",), T0) is True
+    third = await store.get_user(user.id)
+    assert third is not None
+    assert third.roles_changed_at > second.roles_changed_at
+
+
 async def test_set_roles_unknown_user_is_false(store: Store) -> None:
     """set_roles on an unknown id is False."""
     assert await store.set_roles("nobody", ("admin",), T0 + 7) is False
@@ -481,8 +496,9 @@ async def test_delete_user_families_spares_keep_and_other_users(store: Store) ->
 
 
 async def test_renew_session_retires_the_old_id_and_adds_the_new(store: Store) -> None:
-    """renew_session gives the old record the new epoch and a shorter idle expiry, stores
-    the new one, and does so once: a second renewal to the same epoch is refused."""
+    """renew_session gives the old record the new epoch, a link to the new one and both
+    expiries cut to the grace, stores the new one, and does so once: a renewed record is
+    never renewed again, not even to a later epoch."""
     user = await add_user(store)
     old = make_session(user.id, roles_changed_at=T0)
     await store.put_session(old)
@@ -490,11 +506,16 @@ async def test_renew_session_retires_the_old_id_and_adds_the_new(store: Store) -
     assert await store.renew_session(old.id_hash, new, T0 + 5) is True
     assert await store.get_session(new.id_hash) == new
     assert await store.get_session(old.id_hash) == dataclasses.replace(
-        old, roles_changed_at=T0 + 10, idle_expires_at=T0 + 5
+        old,
+        roles_changed_at=T0 + 10,
+        idle_expires_at=T0 + 5,
+        absolute_expires_at=T0 + 5,
+        renewed_to=new.id_hash,
     )
-    again = make_session(user.id, roles_changed_at=T0 + 10)
-    assert await store.renew_session(old.id_hash, again, T0 + 5) is False
-    assert await store.get_session(again.id_hash) is None
+    for epoch in (T0 + 10, T0 + 20):
+        again = make_session(user.id, roles_changed_at=epoch)
+        assert await store.renew_session(old.id_hash, again, T0 + 5) is False
+        assert await store.get_session(again.id_hash) is None
 
 
 async def test_renew_session_of_a_missing_session_stores_nothing(store: Store) -> None:

@@ -76,7 +76,7 @@ def test_upgrade_from_0001_keeps_users_and_sessions(tmp_path: Path) -> None:
     try:
         # Both gain the privilege epoch, 0 for rows from before it existed.
         assert conn.execute("SELECT * FROM users").fetchall() == [(*user, 0.0)]
-        assert conn.execute("SELECT * FROM sessions").fetchall() == [(*session, 0.0)]
+        assert conn.execute("SELECT * FROM sessions").fetchall() == [(*session, 0.0, None)]
     finally:
         conn.close()
     assert {name for name, _ in schema(path)} >= TABLES

@@ -48,8 +48,9 @@ class UserStore(Protocol):
         ...
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...], changed_at: float) -> bool:
-        """Replace the roles (order kept) and set ``roles_changed_at``; False if there is
-        no such user."""
+        """Replace the roles (order kept) and move ``roles_changed_at`` to ``changed_at``, or
+        just past its current value if that is not earlier (it only ever increases);
+        False if there is no such user."""
         ...
 
 
@@ -75,13 +76,14 @@ class SessionStore(Protocol):
         ...
 
     async def renew_session(
-        self, old_hash: bytes, new: SessionRecord, old_idle_expires_at: float
+        self, old_hash: bytes, new: SessionRecord, old_expires_at: float
     ) -> bool:
         """Continue a session under a new id after a privilege change, atomically: if the
-        record ``old_hash`` exists with ``roles_changed_at`` below ``new.roles_changed_at``,
-        give it ``new.roles_changed_at``, cut its idle expiry to ``old_idle_expires_at``
-        (if sooner) and insert ``new``; True. Otherwise change nothing; False. Of many
-        concurrent calls for one old id, at most one returns True."""
+        record ``old_hash`` exists, was never renewed (``renewed_to`` is None) and has
+        ``roles_changed_at`` below ``new.roles_changed_at``, give it that epoch, point its
+        ``renewed_to`` at ``new``, cut both its expiries to ``old_expires_at`` (if sooner)
+        and insert ``new``; True. Otherwise change nothing; False. Of many concurrent
+        calls for one old id, at most one returns True."""
         ...
 
     async def delete_all_sessions(self) -> int:

@@ -40,6 +40,8 @@ class SessionRecord:
     # The user's ``roles_changed_at`` when this id was issued: after a role change the
     # session continues under a new id (SECURITY.md S3).
     roles_changed_at: float = 0.0
+    # Set on a renewed record for its last seconds: the id of the session it became.
+    renewed_to: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

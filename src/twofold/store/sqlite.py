@@ -90,15 +90,14 @@ class SQLiteStore(SQLiteConnection):
         return await self._execute(sql.DELETE_USER_SESSIONS, (user_id, keep))
 
     async def renew_session(
-        self, old_hash: bytes, new: SessionRecord, old_idle_expires_at: float
+        self, old_hash: bytes, new: SessionRecord, old_expires_at: float
     ) -> bool:
         epoch = new.roles_changed_at
         params = sql.session_params(new)
 
         def renew(conn: sqlite3.Connection) -> bool:
-            changed = conn.execute(
-                sql.RETIRE_RENEWED_SESSION, (epoch, old_idle_expires_at, old_hash, epoch)
-            ).rowcount
+            retire = (epoch, new.id_hash, old_expires_at, old_expires_at, old_hash, epoch)
+            changed = conn.execute(sql.RETIRE_RENEWED_SESSION, retire).rowcount
             if changed != 1:
                 return False
             conn.execute(sql.PUT_SESSION, params)

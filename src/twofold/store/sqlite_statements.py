@@ -50,15 +50,18 @@ FROM users ORDER BY created_at, id LIMIT ? OFFSET ?
 SET_USER_HASH = "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?"
 REHASH_USER = "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?"
 SET_USER_LOCKED = "UPDATE users SET locked = ? WHERE id = ?"
-SET_USER_ROLES = "UPDATE users SET roles = ?, roles_changed_at = ? WHERE id = ?"
+# The epoch only moves forward, even for two changes in the same instant.
+SET_USER_ROLES = """
+UPDATE users SET roles = ?, roles_changed_at = MAX(?, roles_changed_at + 0.001) WHERE id = ?
+"""
 
 # "Put" replaces: ON CONFLICT ... DO UPDATE (not INSERT OR REPLACE, which deletes the row
 # first) is also PostgreSQL's syntax.
 PUT_SESSION = """
 INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, idle_expires_at,
                       absolute_expires_at, client_address, user_agent, password_changed_at,
-                      roles_changed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      roles_changed_at, renewed_to)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id_hash) DO UPDATE SET
     user_id = excluded.user_id,
     created_at = excluded.created_at,
@@ -68,25 +71,27 @@ ON CONFLICT (id_hash) DO UPDATE SET
     client_address = excluded.client_address,
     user_agent = excluded.user_agent,
     password_changed_at = excluded.password_changed_at,
-    roles_changed_at = excluded.roles_changed_at
+    roles_changed_at = excluded.roles_changed_at,
+    renewed_to = excluded.renewed_to
 """
 GET_SESSION = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent, password_changed_at, roles_changed_at
+       client_address, user_agent, password_changed_at, roles_changed_at, renewed_to
 FROM sessions WHERE id_hash = ?
 """
 TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id_hash = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
 RETIRE_RENEWED_SESSION = """
-UPDATE sessions SET roles_changed_at = ?, idle_expires_at = MIN(idle_expires_at, ?)
-WHERE id_hash = ? AND roles_changed_at < ?
+UPDATE sessions SET roles_changed_at = ?, renewed_to = ?,
+    idle_expires_at = MIN(idle_expires_at, ?), absolute_expires_at = MIN(absolute_expires_at, ?)
+WHERE id_hash = ? AND roles_changed_at < ? AND renewed_to IS NULL
 """
 # "IS NOT NULL" when keep is None: every session of the user goes.
 DELETE_USER_SESSIONS = "DELETE FROM sessions WHERE user_id = ? AND id_hash IS NOT ?"
 DELETE_ALL_SESSIONS = "DELETE FROM sessions"
 LIST_USER_SESSIONS = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent, password_changed_at, roles_changed_at
+       client_address, user_agent, password_changed_at, roles_changed_at, renewed_to
 FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id_hash DESC
 """
 # DELETE ... LIMIT needs a compile-time option; the sub-select bounds the batch anywhere.
@@ -101,7 +106,7 @@ DELETE FROM sessions WHERE id_hash IN (
 # ix_sessions_last_seen_at backwards (the table has no rowid: the index ends in id_hash).
 LIST_LIVE_SESSIONS = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-       client_address, user_agent, password_changed_at, roles_changed_at
+       client_address, user_agent, password_changed_at, roles_changed_at, renewed_to
 FROM sessions WHERE idle_expires_at > ? AND absolute_expires_at > ?
 ORDER BY last_seen_at DESC, id_hash DESC LIMIT ? OFFSET ?
 """
@@ -261,6 +266,7 @@ def session_params(record: SessionRecord) -> tuple[Any, ...]:
         record.user_agent,
         record.password_changed_at,
         record.roles_changed_at,
+        record.renewed_to,
     )
 
 

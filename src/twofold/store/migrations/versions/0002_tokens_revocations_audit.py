@@ -43,6 +43,9 @@ def upgrade() -> None:
         "sessions",
         sa.Column("roles_changed_at", sa.Double(), nullable=False, server_default="0"),
     )
+    # A renewed session's record points at its successor for its last seconds, so that a
+    # logout with the old id ends the new one too.
+    op.add_column("sessions", sa.Column("renewed_to", sa.LargeBinary(), nullable=True))
 
     op.create_table(
         "refresh_families",
@@ -150,6 +153,7 @@ def downgrade() -> None:
     op.drop_index("ix_refresh_families_idle_expires_at", table_name="refresh_families")
     op.drop_index("ix_refresh_families_user_id", table_name="refresh_families")
     op.drop_table("refresh_families")
+    op.drop_column("sessions", "renewed_to")
     op.drop_column("sessions", "roles_changed_at")
     op.drop_column("users", "roles_changed_at")
     op.drop_index("ix_sessions_last_seen_at", table_name="sessions")
