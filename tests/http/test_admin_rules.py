@@ -157,3 +157,15 @@ def test_discovery_names_no_token_endpoint(live: LiveServer) -> None:
     assert (
         document["twofold_refresh_endpoint"] == f"{live.settings.effective_public_url}/auth/refresh"
     )
+
+
+def test_deeply_nested_json_is_invalid_json(live: LiveServer) -> None:
+    """JSON nested past the parser's depth is refused like any invalid JSON: 400
+    invalid_json, never a 500."""
+    body = b'{"email": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # under the body limit
+    with live.client() as client:
+        answer = client.post(
+            "/auth/login", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_json"

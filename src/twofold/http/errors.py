@@ -16,6 +16,8 @@ from twofold.http.security_headers import API_HEADERS
 log = logging.getLogger("twofold.http")
 
 REALM = 'Bearer realm="twofold"'
+# FastAPI's words when the body parser fails with anything but a JSONDecodeError.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 STATUS: dict[type[errors.TwofoldError], int] = {
     errors.InvalidRequest: 400,
@@ -106,6 +108,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, "http_error"
     )
     detail = exc.detail if isinstance(exc.detail, str) else "The request failed."
+    if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
+        # JSON the parser gave up on (nested thousands deep): as bad as invalid JSON.
+        code, detail = "invalid_json", "The request body is not valid JSON."
     return error_response(exc.status_code, code, detail, exc.headers)
 
 
