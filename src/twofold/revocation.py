@@ -136,6 +136,8 @@ class Revoker:
         self._horizon = horizon
         self._keys_changed = keys_changed
         self._catching_up = asyncio.Lock()
+        #: How many entries this process has written (the CLI waits for servers to see them).
+        self.appended = 0
 
     def on_keys_changed(self, callback: KeysChanged) -> None:
         self._keys_changed = callback
@@ -186,6 +188,7 @@ class Revoker:
             expires_at=max(at, now) + self._horizon if expires_at is None else expires_at,
         )
         stored = await self._store.append_revocation(entry)
+        self.appended += 1
         # Applied here before the caller answers, so this instance refuses the token on the
         # very next request; last_seq is left for the follower, so that entries written
         # elsewhere with a lower seq are not skipped.

@@ -123,3 +123,28 @@ def test_revocations_survive_a_restart(tmp_path: Path) -> None:
         assert "revoked" in answer.headers["www-authenticate"]
     finally:
         stop_server(running)
+
+
+def test_the_request_after_a_cli_lock_is_refused(tmp_path: Path) -> None:
+    """`twofold user lock` returns once running servers have read the stream: the very
+    next request with the user's token is refused, with no waiting by the caller."""
+    from typer.testing import CliRunner
+
+    from twofold.cli import app
+
+    live, running = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
+    try:
+        email = live.register()
+        pair = jwt_pair(live, email)
+        result = CliRunner().invoke(
+            app,
+            ["user", "lock", email, "--data-dir", str(live.settings.data_dir)],
+            env={
+                "TWOFOLD_ARGON2_PROFILE": "owasp-minimum",
+                "TWOFOLD_ISSUER": "http://twofold.test",
+            },
+        )
+        assert result.exit_code == 0, result.output
+        assert me(live, pair["access_token"]).status_code == 401
+    finally:
+        stop_server(running)

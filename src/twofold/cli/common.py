@@ -72,7 +72,13 @@ def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[_T]])
     async def run() -> _T:
         runtime = await Runtime.start(settings)
         try:
-            return await action(runtime)
+            result = await action(runtime)
+            if runtime.authority.revoker.appended:
+                # Running servers read the revocation stream every event_poll_interval:
+                # return only once they have, so that the request after this command is
+                # already refused (scripts rely on it).
+                await asyncio.sleep(2 * settings.event_poll_interval)
+            return result
         finally:
             await runtime.close()
 
