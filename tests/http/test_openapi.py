@@ -31,3 +31,25 @@ def test_openapi_covers_the_contract_routes() -> None:
         ("/readyz", "get"),
     ]:
         assert method in paths[path], path
+
+
+def test_openapi_says_how_each_route_authenticates() -> None:
+    """Authenticated routes name Bearer or the session cookie (with CSRF for changes);
+    the OAuth endpoints name client credentials; login and registration name nothing."""
+    document = create_app(Settings()).openapi()
+    paths = document["paths"]
+    assert set(document["components"]["securitySchemes"]) == {
+        "bearer",
+        "session",
+        "csrf",
+        "client",
+    }
+    assert paths["/auth/me"]["get"]["security"] == [{"bearer": []}, {"session": []}]
+    assert paths["/admin/users/{user_id}/lock"]["post"]["security"] == [
+        {"bearer": []},
+        {"session": [], "csrf": []},
+    ]
+    assert paths["/oauth/introspect"]["post"]["security"] == [{"client": []}]
+    for public in ("/auth/login", "/auth/register", "/auth/refresh"):
+        assert "security" not in paths[public]["post"]
+    assert "security" not in paths["/.well-known/jwks.json"]["get"]

@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 from twofold import __version__
 from twofold.clock import Clock
 from twofold.config import Settings
-from twofold.http import errors
+from twofold.http import errors, openapi
 from twofold.http.access_log import AccessLogMiddleware
 from twofold.http.body_limit import BodyLimitMiddleware
 from twofold.http.csrf import CsrfGuard
@@ -54,6 +54,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     errors.install(app)
     for router in (
         auth.router,
