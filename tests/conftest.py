@@ -97,12 +97,28 @@ class LiveServer:
     def new_email(self) -> str:
         return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
+    def token_pair(self, email: str | None = None) -> dict[str, str]:
+        """A JWT-mode login (of a new account unless ``email`` is given): the answer's
+        ``access_token``, ``token_type``, ``expires_in`` and ``refresh_token``."""
+        with self.client() as client:
+            answer = client.post(
+                "/auth/login",
+                json={"email": email or self.register(), "password": PASSWORD, "mode": "jwt"},
+            )
+        assert answer.status_code == 200, answer.text
+        pair: dict[str, str] = answer.json()
+        return pair
+
     def register(self, email: str | None = None, password: str = PASSWORD) -> str:
         email = email or self.new_email()
         with self.client() as client:
             answer = client.post("/auth/register", json={"email": email, "password": password})
         assert answer.status_code == 201, answer.text
         return email
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def run_offline(settings: Settings, action: Callable[[Runtime], Awaitable[_T]]) -> _T:

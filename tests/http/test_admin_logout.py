@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import PASSWORD, LiveServer, make_admin
-
-
-def login_jwt(live: LiveServer, email: str) -> dict[str, str]:
-    with live.client() as client:
-        answer = client.post(
-            "/auth/login", json={"email": email, "password": PASSWORD, "mode": "jwt"}
-        )
-    assert answer.status_code == 200, answer.text
-    pair: dict[str, str] = answer.json()
-    return pair
+from tests.conftest import PASSWORD, LiveServer, bearer, make_admin
 
 
 def login_session(live: LiveServer, email: str) -> httpx.Client:
@@ -22,10 +12,6 @@ def login_session(live: LiveServer, email: str) -> httpx.Client:
     answer = client.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert answer.status_code == 200, answer.text
     return client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def user_id(live: LiveServer, token: str) -> str:
@@ -36,11 +22,11 @@ def user_id(live: LiveServer, token: str) -> str:
 
 def test_an_admin_ends_one_users_sessions_and_tokens(fresh_live: LiveServer) -> None:
     live = fresh_live
-    admin = login_jwt(live, make_admin(live))["access_token"]
+    admin = live.token_pair(make_admin(live))["access_token"]
     victim, bystander = live.register(), live.register()
-    victim_pair = login_jwt(live, victim)
+    victim_pair = live.token_pair(victim)
     victim_browser = login_session(live, victim)
-    bystander_pair = login_jwt(live, bystander)
+    bystander_pair = live.token_pair(bystander)
     target = user_id(live, victim_pair["access_token"])
 
     with live.client() as client:
@@ -59,7 +45,7 @@ def test_an_admin_ends_one_users_sessions_and_tokens(fresh_live: LiveServer) -> 
             == 200
         )
         # Not a lock: the victim logs in again.
-        assert login_jwt(live, victim)["access_token"]
+        assert live.token_pair(victim)["access_token"]
     assert victim_browser.get("/auth/me").status_code == 401
     victim_browser.close()
 
@@ -67,8 +53,8 @@ def test_an_admin_ends_one_users_sessions_and_tokens(fresh_live: LiveServer) -> 
 def test_an_admin_logs_everyone_out(fresh_live: LiveServer) -> None:
     live = fresh_live
     admin_email = make_admin(live)
-    admin = login_jwt(live, admin_email)
-    someone = login_jwt(live, live.register())
+    admin = live.token_pair(admin_email)
+    someone = live.token_pair(live.register())
     browser = login_session(live, live.register())
 
     with live.client() as client:
@@ -84,7 +70,7 @@ def test_an_admin_logs_everyone_out(fresh_live: LiveServer) -> None:
                 == 401
             )
         # A token issued after the global logout works.
-        fresh = login_jwt(live, admin_email)["access_token"]
+        fresh = live.token_pair(admin_email)["access_token"]
         assert client.get("/auth/me", headers=bearer(fresh)).status_code == 200
         events = client.get("/admin/audit?kind=session_revoked", headers=bearer(fresh)).json()
         assert events["events"][0]["detail"] == {"device": "all", "ended": 3}
@@ -93,7 +79,7 @@ def test_an_admin_logs_everyone_out(fresh_live: LiveServer) -> None:
 
 
 def test_ending_an_unknown_users_sessions_is_404(live: LiveServer) -> None:
-    admin = login_jwt(live, make_admin(live))["access_token"]
+    admin = live.token_pair(make_admin(live))["access_token"]
     with live.client() as client:
         answer = client.delete("/admin/users/no-such-user/sessions", headers=bearer(admin))
     assert answer.status_code == 404
@@ -101,7 +87,7 @@ def test_ending_an_unknown_users_sessions_is_404(live: LiveServer) -> None:
 
 
 def test_a_non_admin_cannot_log_everyone_out(live: LiveServer) -> None:
-    token = login_jwt(live, live.register())["access_token"]
+    token = live.token_pair(live.register())["access_token"]
     with live.client() as client:
         answer = client.delete("/admin/sessions", headers=bearer(token))
     assert answer.status_code == 403

@@ -7,21 +7,7 @@ import base64
 import json
 from typing import Any
 
-from tests.conftest import PASSWORD, LiveServer, make_admin
-
-
-def jwt_login(live: LiveServer, email: str) -> dict[str, str]:
-    with live.client() as client:
-        answer = client.post(
-            "/auth/login", json={"email": email, "password": PASSWORD, "mode": "jwt"}
-        )
-    assert answer.status_code == 200, answer.text
-    pair: dict[str, str] = answer.json()
-    return pair
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.conftest import PASSWORD, LiveServer, bearer, make_admin
 
 
 def me(live: LiveServer, token: str) -> dict[str, Any]:
@@ -33,7 +19,7 @@ def me(live: LiveServer, token: str) -> dict[str, Any]:
 
 
 def test_an_admin_cannot_remove_their_own_admin_role(live: LiveServer) -> None:
-    token = jwt_login(live, make_admin(live))["access_token"]
+    token = live.token_pair(make_admin(live))["access_token"]
     own = me(live, token)["id"]
     with live.client() as client:
         answer = client.put(
@@ -46,8 +32,8 @@ def test_an_admin_cannot_remove_their_own_admin_role(live: LiveServer) -> None:
 
 
 def test_setting_the_same_roles_again_revokes_and_audits_nothing(live: LiveServer) -> None:
-    admin = jwt_login(live, make_admin(live))["access_token"]
-    user_token = jwt_login(live, live.register())["access_token"]
+    admin = live.token_pair(make_admin(live))["access_token"]
+    user_token = live.token_pair(live.register())["access_token"]
     user_id = me(live, user_token)["id"]
     with live.client() as client:
         answer = client.put(
@@ -65,8 +51,8 @@ def test_setting_the_same_roles_again_revokes_and_audits_nothing(live: LiveServe
 
 
 def test_locking_twice_is_audited_once(live: LiveServer) -> None:
-    admin = jwt_login(live, make_admin(live))["access_token"]
-    user_id = me(live, jwt_login(live, live.register())["access_token"])["id"]
+    admin = live.token_pair(make_admin(live))["access_token"]
+    user_id = me(live, live.token_pair(live.register())["access_token"])["id"]
     with live.client() as client:
         for _ in range(2):
             answer = client.post(f"/admin/users/{user_id}/lock", headers=bearer(admin))
@@ -81,8 +67,8 @@ def test_locking_twice_is_audited_once(live: LiveServer) -> None:
 
 
 def test_admin_bodies_must_be_json_when_present(live: LiveServer) -> None:
-    admin = jwt_login(live, make_admin(live))["access_token"]
-    user_id = me(live, jwt_login(live, live.register())["access_token"])["id"]
+    admin = live.token_pair(make_admin(live))["access_token"]
+    user_id = me(live, live.token_pair(live.register())["access_token"])["id"]
     with live.client() as client:
         answer = client.post(
             f"/admin/users/{user_id}/lock",
@@ -99,7 +85,7 @@ def test_admin_bodies_must_be_json_when_present(live: LiveServer) -> None:
 
 
 def test_unknown_audit_kind_is_422(live: LiveServer) -> None:
-    admin = jwt_login(live, make_admin(live))["access_token"]
+    admin = live.token_pair(make_admin(live))["access_token"]
     with live.client() as client:
         answer = client.get("/admin/audit", params={"kind": "nonsense"}, headers=bearer(admin))
     assert answer.status_code == 422
@@ -107,7 +93,7 @@ def test_unknown_audit_kind_is_422(live: LiveServer) -> None:
 
 
 def test_who_is_logged_in_marks_the_callers_own_login(live: LiveServer) -> None:
-    pair = jwt_login(live, make_admin(live))
+    pair = live.token_pair(make_admin(live))
     with live.client() as client:
         listed = client.get(
             "/admin/sessions", params={"limit": 500}, headers=bearer(pair["access_token"])
@@ -119,8 +105,8 @@ def test_who_is_logged_in_marks_the_callers_own_login(live: LiveServer) -> None:
 
 
 def test_a_wrong_current_password_is_audited(live: LiveServer) -> None:
-    admin = jwt_login(live, make_admin(live))["access_token"]
-    token = jwt_login(live, live.register())["access_token"]
+    admin = live.token_pair(make_admin(live))["access_token"]
+    token = live.token_pair(live.register())["access_token"]
     user_id = me(live, token)["id"]
     with live.client() as client:
         answer = client.post(

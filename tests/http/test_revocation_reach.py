@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import httpx
 
-from tests.conftest import PASSWORD, LiveServer, run_offline, start_server, stop_server
+from tests.conftest import LiveServer, bearer, run_offline, start_server, stop_server
 from twofold.authority import Origin
 from twofold.clock import FrozenClock
 from twofold.runtime import Runtime
@@ -22,19 +22,9 @@ _T = TypeVar("_T")
 SHARED: dict[str, object] = {"issuer": "http://twofold.test", "event_poll_interval": 0.05}
 
 
-def jwt_pair(server: LiveServer, email: str) -> dict[str, str]:
-    with server.client() as client:
-        answer = client.post(
-            "/auth/login", json={"email": email, "password": PASSWORD, "mode": "jwt"}
-        )
-    assert answer.status_code == 200, answer.text
-    pair: dict[str, str] = answer.json()
-    return pair
-
-
 def me(server: LiveServer, token: str) -> httpx.Response:
     with server.client() as client:
-        return client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+        return client.get("/auth/me", headers=bearer(token))
 
 
 def refused_within(server: LiveServer, token: str, seconds: float) -> float:
@@ -52,7 +42,7 @@ def test_logout_on_one_instance_is_refused_on_the_other(tmp_path: Path) -> None:
     b, running_b = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
     try:
         email = a.register()
-        pair = jwt_pair(a, email)
+        pair = a.token_pair(email)
         assert me(b, pair["access_token"]).status_code == 200  # shared keys and store
         with b.client() as client:
             out = client.post(
@@ -74,7 +64,7 @@ def test_a_compromised_key_rotated_from_the_cli_reaches_every_instance(tmp_path:
     b, running_b = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
     try:
         email = a.register()
-        old = jwt_pair(a, email)["access_token"]
+        old = a.token_pair(email)["access_token"]
         old_kid = a.runtime.keyring.signing_key.kid
         run_offline(
             a.settings,
@@ -84,7 +74,7 @@ def test_a_compromised_key_rotated_from_the_cli_reaches_every_instance(tmp_path:
             refused_within(server, old, 2.0)
             assert server.runtime.keyring.signing_key.kid != old_kid
             assert server.runtime.keyring.get(old_kid) is None
-        new = jwt_pair(a, email)["access_token"]
+        new = a.token_pair(email)["access_token"]
         answer = me(b, new)
         assert answer.status_code == 200, answer.headers.get("www-authenticate")
     finally:
@@ -96,7 +86,7 @@ def test_a_lock_from_the_cli_reaches_the_server(tmp_path: Path) -> None:
     live, running = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
     try:
         email = live.register()
-        pair = jwt_pair(live, email)
+        pair = live.token_pair(email)
 
         async def lock(runtime: Runtime) -> None:
             user = await runtime.admin.find_user(email)
@@ -112,7 +102,7 @@ def test_revocations_survive_a_restart(tmp_path: Path) -> None:
     clock = FrozenClock(time.time())
     a, running = start_server(tmp_path / "data", clock, **SHARED)
     email = a.register()
-    pair = jwt_pair(a, email)
+    pair = a.token_pair(email)
     with a.client() as client:
         client.post("/auth/logout", headers={"Authorization": f"Bearer {pair['access_token']}"})
     stop_server(running)
@@ -135,7 +125,7 @@ def test_the_request_after_a_cli_lock_is_refused(tmp_path: Path) -> None:
     live, running = start_server(tmp_path / "data", FrozenClock(time.time()), **SHARED)
     try:
         email = live.register()
-        pair = jwt_pair(live, email)
+        pair = live.token_pair(email)
         result = CliRunner().invoke(
             app,
             ["user", "lock", email, "--data-dir", str(live.settings.data_dir)],

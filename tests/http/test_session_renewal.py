@@ -14,13 +14,7 @@ COOKIE = "twofold_session"
 
 
 def admin_token(live: LiveServer) -> str:
-    with live.client() as client:
-        answer = client.post(
-            "/auth/login",
-            json={"email": make_admin(live), "password": PASSWORD, "mode": "jwt"},
-        )
-    token: str = answer.json()["access_token"]
-    return token
+    return live.token_pair(make_admin(live))["access_token"]
 
 
 def browser(live: LiveServer) -> tuple[httpx.Client, str, str]:
