@@ -256,8 +256,7 @@ class Authority:
         claims = principal.claims
         assert claims is not None
         if claims.sid is not None:
-            await self.refresh_tokens.end(claims.sid)
-            await self.revoker.family(claims.sid)
+            await self.end_family(claims.sid)
         else:
             await self.revoke_access_token(claims)
 
@@ -269,6 +268,7 @@ class Authority:
         await self.revoker.token(claims.jti, claims.exp + self.tokens.policy.leeway + grace)
 
     async def end_family(self, family_id: str) -> None:
+        """End a token family and every access token issued from it."""
         await self.refresh_tokens.end(family_id)
         await self.revoker.family(family_id)
 
