@@ -23,6 +23,7 @@ from twofold.clock import FrozenClock
 from twofold.config import Settings
 from twofold.http.app import create_app
 from twofold.http.deps import Web
+from twofold.passwords import ARGON2_PROFILES, PasswordHasher
 from twofold.runtime import Runtime
 from twofold.store.migrate import upgrade
 from twofold.store.sqlite import SQLiteStore
@@ -42,6 +43,14 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def hasher() -> Iterator[PasswordHasher]:
+    """A password hasher with the cheapest profile the product allows."""
+    hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"])
+    yield hasher
+    hasher.close()
 
 
 @pytest.fixture(scope="session")

@@ -31,13 +31,6 @@ RFC9106_PREFIX = "$argon2id$v=19$m=65536,t=3,p=4$"
 
 
 @pytest.fixture(scope="module")
-def hasher() -> Iterator[PasswordHasher]:
-    hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"])
-    yield hasher
-    hasher.close()
-
-
-@pytest.fixture(scope="module")
 def stronger_hasher() -> Iterator[PasswordHasher]:
     hasher = PasswordHasher(ARGON2_PROFILES["rfc9106-low-memory"])
     yield hasher

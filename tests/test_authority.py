@@ -4,7 +4,6 @@ no old session alive, however the steps interleave."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from twofold.errors import NotAuthenticated, StoreUnavailable
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.jose.keys import JoseKey
-from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
+from twofold.passwords import PasswordHasher, PasswordPolicy
 from twofold.refresh import RefreshPolicy, RefreshTokens
 from twofold.revocation import Revoker
 from twofold.sessions import SessionManager, SessionPolicy
@@ -26,13 +25,6 @@ from twofold.store.sqlite import SQLiteStore
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "an entirely new passphrase"
 EMAIL = "ada@example.com"
-
-
-@pytest.fixture(scope="module")
-def hasher() -> Iterator[PasswordHasher]:
-    hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"])
-    yield hasher
-    hasher.close()
 
 
 @pytest.fixture

@@ -32,14 +32,6 @@ def policy() -> PasswordPolicy:
 
 
 @pytest.fixture
-def hasher() -> Iterator[PasswordHasher]:
-    """The cheapest profile the product allows."""
-    hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"])
-    yield hasher
-    hasher.close()
-
-
-@pytest.fixture
 def stronger_hasher() -> Iterator[PasswordHasher]:
     hasher = PasswordHasher(ARGON2_PROFILES["rfc9106-low-memory"])
     yield hasher
