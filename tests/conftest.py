@@ -28,6 +28,8 @@ from twofold.runtime import Runtime
 from twofold.store.migrate import upgrade
 from twofold.store.sqlite import SQLiteStore
 
+from .services import Postgres, Redis
+
 PASSWORD = "correct horse battery staple"
 
 _T = TypeVar("_T")
@@ -51,6 +53,22 @@ def hasher() -> Iterator[PasswordHasher]:
     hasher = PasswordHasher(ARGON2_PROFILES["owasp-minimum"])
     yield hasher
     hasher.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """A real PostgreSQL server for the run (tests that stop or kill one start their own)."""
+    server = Postgres.create()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    """A real Redis server for the run, persisting every write (appendfsync always)."""
+    server = Redis.create()
+    yield server
+    server.remove()
 
 
 @pytest.fixture(scope="session")

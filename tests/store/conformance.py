@@ -235,6 +235,25 @@ async def test_put_session_replaces_a_record(store: Store) -> None:
     assert await store.get_session(record.id_hash) == replaced
 
 
+async def test_session_and_user_in_one_read(store: Store) -> None:
+    """get_session_and_user returns both records as stored, and the user's current state
+    (a later lock or role change shows)."""
+    user = await add_user(store)
+    record = make_session(user.id)
+    await store.put_session(record)
+    assert await store.get_session_and_user(record.id_hash) == (record, user)
+    await store.set_locked(user.id, True)
+    await store.set_roles(user.id, ("user", "admin"), T0 + 5)
+    found = await store.get_session_and_user(record.id_hash)
+    assert found is not None
+    assert found[1] == await store.get_user(user.id)
+    assert found[1].locked
+    assert found[1].roles == ("user", "admin")
+    assert await store.get_session_and_user(new_id_hash()) is None
+    await store.delete_session(record.id_hash)
+    assert await store.get_session_and_user(record.id_hash) is None
+
+
 async def test_touch_moves_only_the_sliding_expiry(store: Store) -> None:
     """touch_session moves last_seen_at and idle_expires_at and nothing else."""
     user = await add_user(store)
@@ -628,15 +647,16 @@ async def test_purge_expired_families_respects_limit(store: Store) -> None:
 
 async def test_append_revocation_assigns_increasing_seq(store: Store) -> None:
     """Each appended entry comes back with a seq greater than every earlier one."""
-    kinds = ("token", "family", "user", "key")
+    kinds = ("token", "family", "user", "key", "session")
     appended = [
-        await store.append_revocation(make_revocation(f"s{n}", kind=kinds[n % 4])) for n in range(8)
+        await store.append_revocation(make_revocation(f"s{n}", kind=kinds[n % 5]))
+        for n in range(10)
     ]
     seqs = [r.seq for r in appended]
     assert seqs == sorted(set(seqs))
     assert seqs[0] > 0
     assert [dataclasses.replace(r, seq=0) for r in appended] == [
-        make_revocation(f"s{n}", kind=kinds[n % 4]) for n in range(8)
+        make_revocation(f"s{n}", kind=kinds[n % 5]) for n in range(10)
     ]
     assert await store.revocations_after(0, T0) == appended
 
@@ -686,6 +706,48 @@ async def test_revocation_seq_is_never_reused_after_a_purge(store: Store) -> Non
     following = await store.append_revocation(make_revocation("c", expires_at=T0 + 10))
     assert following.seq > newest.seq
     assert await store.revocations_after(newest.seq, T0) == [following]
+
+
+async def test_revocation_listener_hears_appends(store: Store) -> None:
+    """A backend with push wakes a listener after each append, and only then; one with
+    none (SQLite) says so with None and its followers poll."""
+    listener = await store.listen_revocations()
+    if listener is None:
+        return
+    try:
+        assert await listener.wait(0.05) is False
+        await store.append_revocation(make_revocation("a"))
+        assert await listener.wait(5) is True
+        assert await listener.wait(0.05) is False
+        await store.append_revocation(make_revocation("b"))
+        await store.append_revocation(make_revocation("c"))
+        assert await listener.wait(5) is True
+    finally:
+        await listener.close()
+
+
+async def test_concurrent_appends_become_visible_in_seq_order(store: Store) -> None:
+    """While appends race, a reader that has seen some seq never later finds an entry
+    below it (a follower reading "seq > last" would skip that entry for good)."""
+    seen: list[int] = []
+    done = False
+
+    async def follow() -> None:
+        last = 0
+        while not done:
+            for entry in await store.revocations_after(last, T0):
+                seen.append(entry.seq)
+                last = entry.seq
+            await asyncio.sleep(0)
+
+    follower = asyncio.create_task(follow())
+    appended = await asyncio.gather(
+        *(store.append_revocation(make_revocation(f"s{n}")) for n in range(200))
+    )
+    done = True
+    await follower
+    seen.extend(entry.seq for entry in await store.revocations_after(max(seen, default=0), T0))
+    assert sorted(seen) == sorted(entry.seq for entry in appended)
 
 
 async def test_revocation_paging_refuses_negative_limit(store: Store) -> None:

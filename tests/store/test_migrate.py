@@ -36,8 +36,8 @@ def schema(path: Path) -> list[tuple[str, str]]:
 
 
 def test_head_is_the_latest_revision() -> None:
-    """The packaged migrations have one head, 0002 (update when adding a revision)."""
-    assert head_revision() == "0002"
+    """The packaged migrations have one head, 0003 (update when adding a revision)."""
+    assert head_revision() == "0003"
 
 
 def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_upgrade_from_0001_keeps_users_and_sessions(tmp_path: Path) -> None:
     finally:
         conn.close()
     upgrade(sqlite_url(path))
-    assert current_revision(sqlite_url(path)) == "0002"
+    assert current_revision(sqlite_url(path)) == "0003"
     conn = sqlite3.connect(path)
     try:
         # Both gain the privilege epoch, 0 for rows from before it existed.

@@ -61,6 +61,11 @@ class SessionStore(Protocol):
 
     async def get_session(self, id_hash: bytes) -> SessionRecord | None: ...
 
+    async def get_session_and_user(self, id_hash: bytes) -> tuple[SessionRecord, User] | None:
+        """The session and its user in one read (a join, or one round trip): what a
+        session-authenticated request needs. None if either is missing."""
+        ...
+
     async def touch_session(
         self, id_hash: bytes, last_seen_at: float, idle_expires_at: float
     ) -> None:
@@ -160,11 +165,35 @@ class RefreshStore(Protocol):
         ...
 
 
+class RevocationListener(Protocol):
+    """A subscription to the revocation stream's pushes (PostgreSQL NOTIFY, Redis
+    pub/sub). It only says "something was appended": the follower then reads the stream
+    from its last ``seq``, so a lost or merged push loses nothing."""
+
+    # The timeout is passed down to the driver (psycopg's notifies, redis-py's
+    # get_message) rather than imposed by cancelling it, which could cut a read mid-way.
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until an entry is appended (by any process) after the subscription or the
+        previous ``wait``; True then, False if ``timeout`` seconds pass first.
+        ``StoreUnavailable`` if the subscription's connection is lost."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class RevocationStore(Protocol):
     """The append-only, sequence-numbered revocation stream."""
 
     async def append_revocation(self, revocation: Revocation) -> Revocation:
-        """Store it; returns it with its ``seq`` (strictly greater than every earlier one)."""
+        """Store it and push a notice to listeners; returns it with its ``seq``, strictly
+        greater than every earlier one. Entries become visible to ``revocations_after`` in
+        ``seq`` order: once an entry with some ``seq`` can be read, no entry with a lower
+        ``seq`` can appear later (a follower reads ``seq > last`` and would skip it)."""
+        ...
+
+    async def listen_revocations(self) -> RevocationListener | None:
+        """Subscribe to pushes of new entries; None if the backend has none (SQLite: the
+        follower polls). ``StoreUnavailable`` if the backend cannot be reached."""
         ...
 
     async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 KeyState = Literal["active", "verify", "retired"]
+KEY_STATES: dict[str, KeyState] = {state: state for state in get_args(KeyState)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,10 @@ class RefreshToken:
     successor_hash: bytes | None = None
 
 
-RevocationKind = Literal["token", "family", "user", "key"]
+RevocationKind = Literal["token", "family", "user", "key", "session"]
+
+#: Stored strings back to their literal types, for every store's row mapping.
+REVOCATION_KINDS: dict[str, RevocationKind] = {kind: kind for kind in get_args(RevocationKind)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,10 @@ class Revocation:
     - ``token``: the access token whose ``jti`` is ``subject``;
     - ``family``: every access token whose ``sid`` is ``subject``;
     - ``user``: every access token of user ``subject`` issued before ``at`` (not-before);
-    - ``key``: the key ring changed (rotation, retirement, compromise): reload it.
+    - ``key``: the key ring changed (rotation, retirement, compromise): reload it;
+    - ``session``: the session whose stored ``id_hash`` is ``subject`` (hex) ended or
+      changed: instances that cache sessions drop it (the record itself is already gone
+      from the store, so this entry refuses nothing on its own).
 
     ``expires_at`` is when no token it could refuse is still valid; expired entries are
     purged. ``seq`` is assigned by the store, strictly increasing (0 before it is stored).

@@ -78,6 +78,10 @@ class SQLiteStore(SQLiteConnection):
         row = self._read_one(sql.GET_SESSION, (id_hash,))
         return None if row is None else SessionRecord(*row)
 
+    async def get_session_and_user(self, id_hash: bytes) -> tuple[SessionRecord, User] | None:
+        row = self._read_one(sql.GET_SESSION_AND_USER, (id_hash,))
+        return None if row is None else (SessionRecord(*row[:11]), sql.user_from_row(row[11:]))
+
     async def touch_session(
         self, id_hash: bytes, last_seen_at: float, idle_expires_at: float
     ) -> None:
@@ -207,6 +211,10 @@ class SQLiteStore(SQLiteConnection):
         _check_page(limit, 0)
         rows = self._read_all(sql.REVOCATIONS_AFTER, (seq, now, limit))
         return [sql.revocation_from_row(row) for row in rows]
+
+    async def listen_revocations(self) -> None:
+        # No push between processes on one file: the follower polls.
+        return None
 
     async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
         _check_page(limit, 0)

@@ -13,13 +13,13 @@ from typing import Any
 
 from twofold.errors import Conflict, StoreUnavailable, TwofoldError
 from twofold.store.records import (
+    KEY_STATES,
+    REVOCATION_KINDS,
     AuditEvent,
     Client,
-    KeyState,
     RefreshFamily,
     RefreshToken,
     Revocation,
-    RevocationKind,
     SessionRecord,
     StoredKey,
     User,
@@ -78,6 +78,17 @@ GET_SESSION = """
 SELECT id_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
        client_address, user_agent, password_changed_at, roles_changed_at, renewed_to
 FROM sessions WHERE id_hash = ?
+"""
+# A session request's one read: the session and the user's current state (roles, lock,
+# password and privilege epochs) together.
+GET_SESSION_AND_USER = """
+SELECT s.id_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
+       s.absolute_expires_at, s.client_address, s.user_agent, s.password_changed_at,
+       s.roles_changed_at, s.renewed_to,
+       u.id, u.email, u.password_hash, u.roles, u.created_at, u.password_changed_at, u.locked,
+       u.roles_changed_at
+FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+WHERE s.id_hash = ?
 """
 TOUCH_SESSION = "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id_hash = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE id_hash = ?"
@@ -219,13 +230,6 @@ FROM signing_keys ORDER BY created_at, kid
 """
 SET_KEY_STATE = "UPDATE signing_keys SET state = ?, retire_after = ? WHERE kid = ?"
 
-_KEY_STATES: dict[str, KeyState] = {"active": "active", "verify": "verify", "retired": "retired"}
-_REVOCATION_KINDS: dict[str, RevocationKind] = {
-    "token": "token",
-    "family": "family",
-    "user": "user",
-    "key": "key",
-}
 _UNIQUE_VIOLATIONS = frozenset(
     {sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}
 )
@@ -297,7 +301,7 @@ def revocation_params(revocation: Revocation) -> tuple[Any, ...]:
 
 
 def revocation_from_row(row: Any) -> Revocation:
-    kind = _REVOCATION_KINDS.get(row[0])
+    kind = REVOCATION_KINDS.get(row[0])
     if kind is None:
         raise StoreUnavailable("A stored revocation has an unknown kind.")
     return Revocation(kind, row[1], row[2], row[3], row[4])
@@ -328,7 +332,7 @@ def key_params(key: StoredKey) -> tuple[Any, ...]:
 
 
 def key_from_row(row: Any) -> StoredKey:
-    state = _KEY_STATES.get(row[4])
+    state = KEY_STATES.get(row[4])
     if state is None:
         raise StoreUnavailable("A stored signing key has an unknown state.")
     return StoredKey(row[0], row[1], row[2], row[3], state, row[5])
