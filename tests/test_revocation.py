@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from twofold.clock import FrozenClock
-from twofold.errors import InvalidToken
+from twofold.errors import InvalidToken, StoreUnavailable
 from twofold.jose.jwt import AccessClaims, AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.jose.keys import JoseKey
@@ -309,11 +309,11 @@ async def test_own_entries_do_not_skip_lower_entries_written_elsewhere(
 async def test_the_follower_picks_up_an_entry_quickly(
     store: SQLiteStore, other_store: SQLiteStore, clock: FrozenClock
 ) -> None:
-    """follow(0.05) running as a task applies another instance's entry within 0.3 s."""
+    """follow() polling every 0.05 s applies another instance's entry within 0.3 s."""
     writer = Revoker(store, clock, horizon=HORIZON)
     reader = Revoker(other_store, clock, horizon=HORIZON)
     await reader.load()
-    task = asyncio.create_task(reader.follow(0.05))
+    task = asyncio.create_task(reader.follow(poll_interval=0.05, max_staleness=1.0))
     try:
         await asyncio.sleep(0.06)  # the follower is running
         await writer.family("family-9")
@@ -382,3 +382,147 @@ async def test_key_entries_reload_keys_on_catch_up_but_not_on_load(
     assert calls == [1]
     assert await reader.catch_up() == 0
     assert calls == [1]
+
+
+# -- push, staleness and fail-closed (SECURITY.md O3) --------------------------------------
+
+
+def test_session_entries_refuse_nothing_and_are_no_key_change() -> None:
+    """A session entry is for session caches: it refuses no token and reloads no keys."""
+    table = RevocationList()
+    assert table.apply([entry("session", "user-1", expires_at=START + 300, seq=1)]) is False
+    table.check(claims(sub="user-1"))
+    assert table.last_seq == 1
+
+
+class PushedStore:
+    """A real SQLite store with a push channel and a switch that makes it unreachable:
+    the follower's logic against a store that pushes and fails on demand."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+        self.down = False
+        self.pushed = asyncio.Event()
+        self.listeners = 0
+
+    async def append_revocation(self, revocation: Revocation) -> Revocation:
+        stored = await self.inner.append_revocation(revocation)
+        self.pushed.set()
+        return stored
+
+    async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
+        if self.down:
+            raise StoreUnavailable("down")
+        return await self.inner.revocations_after(seq, now, limit)
+
+    async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
+        return await self.inner.purge_expired_revocations(now, limit)
+
+    async def listen_revocations(self) -> PushedStore.Listener:
+        if self.down:
+            raise StoreUnavailable("down")
+        self.listeners += 1
+        return PushedStore.Listener(self)
+
+    class Listener:
+        def __init__(self, store: PushedStore) -> None:
+            self.store = store
+
+        async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109
+            try:
+                await asyncio.wait_for(self.store.pushed.wait(), timeout)
+            except TimeoutError:
+                if self.store.down:
+                    raise StoreUnavailable("down") from None
+                return False
+            self.store.pushed.clear()
+            return True
+
+        async def close(self) -> None:
+            pass
+
+
+@pytest.fixture
+async def following(
+    store: SQLiteStore, clock: FrozenClock
+) -> AsyncIterator[tuple[PushedStore, Revoker]]:
+    """A revoker following a pushing store (heartbeat 0.25 s, staleness bound 1 s)."""
+    pushed = PushedStore(store)
+    revoker = Revoker(pushed, clock, horizon=HORIZON)  # type: ignore[arg-type]
+    await revoker.load()
+    task = asyncio.create_task(revoker.follow(poll_interval=10, max_staleness=1.0))
+    yield pushed, revoker
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def eventually(condition: Callable[[], bool], within: float) -> float:
+    """Seconds until ``condition`` holds; fails after ``within``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, "condition not met in time"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+async def test_a_push_wakes_the_follower_at_once(
+    following: tuple[PushedStore, Revoker], other_store: SQLiteStore, clock: FrozenClock
+) -> None:
+    """With a push channel the follower reads on the push, not on its poll interval
+    (10 s here): another instance's entry applies in well under the 100 ms budget."""
+    pushed, reader = following
+    writer = Revoker(pushed, clock, horizon=HORIZON)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    await writer.family("family-pushed")
+    took = await eventually(lambda: reader.revoked.is_revoked(claims(sid="family-pushed")), 0.5)
+    assert took < 0.1
+
+
+async def test_an_unreadable_stream_fails_closed_then_recovers(
+    following: tuple[PushedStore, Revoker], clock: FrozenClock
+) -> None:
+    """While the stream cannot be read the revoker is current for at most the staleness
+    bound, then ensure_current raises StoreUnavailable (token requests get 503); once the
+    store is back the follower resubscribes, catches up and is current again by itself,
+    with what was appended meanwhile applied."""
+    pushed, reader = following
+    await asyncio.sleep(0.05)
+    reader.ensure_current()
+    assert reader.is_current()
+    pushed.down = True
+    await eventually(lambda: not reader.is_current(), 2.0)
+    with pytest.raises(StoreUnavailable):
+        reader.ensure_current()
+    # Written while the reader is cut off (e.g. by another instance that still reaches it).
+    await pushed.inner.append_revocation(Revocation("token", "jti-meanwhile", START, START + 300))
+    listeners = pushed.listeners
+    pushed.down = False
+    await eventually(reader.is_current, 2.0)
+    reader.ensure_current()
+    assert reader.revoked.is_revoked(claims(jti="jti-meanwhile"))
+    assert pushed.listeners > listeners
+
+
+def test_a_revoker_that_does_not_follow_is_never_stale(
+    store: SQLiteStore, clock: FrozenClock
+) -> None:
+    """The CLI's runtime never follows: it has nothing to be stale about."""
+    revoker = Revoker(store, clock, horizon=HORIZON)
+    revoker.ensure_current()
+    assert not revoker.is_current()
+
+
+async def test_observers_see_own_and_followed_entries(
+    store: SQLiteStore, other_store: SQLiteStore, clock: FrozenClock
+) -> None:
+    """Observers (the session cache) get every applied entry: this instance's own at
+    once, and other instances' when read from the stream."""
+    here = Revoker(store, clock, horizon=HORIZON)
+    seen: list[tuple[str, str]] = []
+    here.observe(lambda entries: seen.extend((e.kind, e.subject) for e in entries))
+    await here.sessions("user-1")
+    await Revoker(other_store, clock, horizon=HORIZON).user("user-2")
+    await here.catch_up()
+    assert seen[0] == ("session", "user-1")
+    assert ("user", "user-2") in seen

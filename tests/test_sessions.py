@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import os
 import sqlite3
 import string
 from collections import Counter
@@ -16,8 +18,10 @@ import pytest
 
 from twofold.clock import FrozenClock
 from twofold.errors import NotAuthenticated
-from twofold.sessions import SessionManager, SessionPolicy, hash_session_id
-from twofold.store.records import SessionRecord, User
+from twofold.revocation import EVERYONE
+from twofold.session_cache import SessionCache
+from twofold.sessions import IssuedSession, SessionManager, SessionPolicy, hash_session_id
+from twofold.store.records import Revocation, SessionRecord, User
 from twofold.store.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -201,7 +205,7 @@ async def test_resolve_returns_the_record(sessions: SessionManager, clock: Froze
     issued = await sessions.create(
         ALICE, password_changed_at=0.0, client_address="203.0.113.7", user_agent="ua"
     )
-    record = await sessions.resolve(issued.id)
+    record, _ = await sessions.resolve(issued.id)
     assert record == issued.record
     assert record.user_id == ALICE
     assert record.created_at == record.last_seen_at == T0
@@ -215,7 +219,7 @@ async def test_user_agent_is_truncated(sessions: SessionManager) -> None:
     issued = await sessions.create(
         ALICE, password_changed_at=0.0, client_address=None, user_agent="x" * 5000
     )
-    record = await sessions.resolve(issued.id)
+    record, _ = await sessions.resolve(issued.id)
     assert record.user_agent == "x" * 512
 
 
@@ -250,7 +254,7 @@ async def test_absolute_expiry_holds_under_constant_activity(
     session_id = await new(sessions)
     while clock.now() + TOUCH < T0 + ABSOLUTE:
         clock.advance(TOUCH)
-        record = await sessions.resolve(session_id)
+        record, _ = await sessions.resolve(session_id)
         assert record.idle_expires_at <= T0 + ABSOLUTE
     clock.advance(TOUCH)
     assert clock.now() >= T0 + ABSOLUTE
@@ -268,7 +272,7 @@ async def test_resolve_within_touch_interval_does_not_write(
     )
     for _ in range(3):
         clock.advance(TOUCH / 4)
-        record = await sessions.resolve(issued.id)
+        record, _ = await sessions.resolve(issued.id)
         assert record.last_seen_at == T0
     assert store.calls["touch_session"] == 0
     stored = await store.get_session(issued.record.id_hash)
@@ -285,7 +289,7 @@ async def test_resolve_after_touch_interval_slides_the_idle_expiry(
         ALICE, password_changed_at=0.0, client_address=None, user_agent=None
     )
     clock.advance(TOUCH)
-    record = await sessions.resolve(issued.id)
+    record, _ = await sessions.resolve(issued.id)
     now = T0 + TOUCH
     assert (record.last_seen_at, record.idle_expires_at) == (now, now + IDLE)
     assert store.calls["touch_session"] == 1
@@ -325,7 +329,7 @@ async def test_idle_expiry_never_exceeds_absolute_expiry(
     assert issued.record.idle_expires_at <= issued.record.absolute_expires_at
     while clock.now() + policy.touch_interval < issued.record.absolute_expires_at:
         clock.advance(policy.touch_interval)
-        record = await sessions.resolve(issued.id)
+        record, _ = await sessions.resolve(issued.id)
         assert record.idle_expires_at <= record.absolute_expires_at
         stored = await store.get_session(issued.record.id_hash)
         assert stored is not None
@@ -342,7 +346,7 @@ async def test_create_replacing_ends_the_old_id(sessions: SessionManager, db_pat
     assert fresh != old
     with pytest.raises(NotAuthenticated):
         await sessions.resolve(old)
-    assert (await sessions.resolve(fresh)).user_id == ALICE
+    assert (await sessions.resolve(fresh))[0].user_id == ALICE
     assert [row[0] for row in session_rows(db_path)] == [hash_session_id(fresh)]
 
 
@@ -353,7 +357,7 @@ async def test_create_replacing_an_unknown_or_malformed_id_is_harmless(
     for planted in ("C" * 43, "garbage"):
         fresh = await new(sessions, replacing=planted)
         assert fresh != planted
-        assert (await sessions.resolve(fresh)).user_id == ALICE
+        assert (await sessions.resolve(fresh))[0].user_id == ALICE
         with pytest.raises(NotAuthenticated):
             await sessions.resolve("C" * 43)
 
@@ -366,12 +370,12 @@ async def test_rotate_kills_the_old_id_and_keeps_the_login_deadline(
         ALICE, password_changed_at=0.0, client_address="203.0.113.7", user_agent="ua"
     )
     clock.advance(600)
-    record = await sessions.resolve(issued.id)
+    record, _ = await sessions.resolve(issued.id)
     rotated = await sessions.rotate(issued.id, record)
     assert rotated.id != issued.id
     with pytest.raises(NotAuthenticated):
         await sessions.resolve(issued.id)
-    fresh = await sessions.resolve(rotated.id)
+    fresh, _ = await sessions.resolve(rotated.id)
     assert fresh.created_at == T0
     assert fresh.absolute_expires_at == T0 + ABSOLUTE
     assert fresh.last_seen_at == T0 + 600
@@ -391,7 +395,7 @@ async def test_rotated_session_still_dies_at_the_original_absolute_expiry(
         clock.advance(IDLE / 2)
         await sessions.resolve(issued.id)
     clock.advance(T0 + ABSOLUTE - 10 - clock.now())
-    record = await sessions.resolve(issued.id)
+    record, _ = await sessions.resolve(issued.id)
     rotated = await sessions.rotate(issued.id, record)
     assert rotated.record.idle_expires_at <= T0 + ABSOLUTE
     clock.advance(10)
@@ -404,7 +408,7 @@ async def test_rotate_of_a_session_ended_meanwhile_issues_nothing(
 ) -> None:
     """A session ended after it was resolved cannot be revived by rotating it (S3, S7)."""
     session_id = await new(sessions)
-    record = await sessions.resolve(session_id)
+    record, _ = await sessions.resolve(session_id)
     await sessions.end_all_for_user(ALICE)  # e.g. an admin locks the account
     with pytest.raises(NotAuthenticated):
         await sessions.rotate(session_id, record)
@@ -441,7 +445,7 @@ async def test_end_all_for_user(sessions: SessionManager) -> None:
     for session_id in alice:
         with pytest.raises(NotAuthenticated):
             await sessions.resolve(session_id)
-    assert (await sessions.resolve(bob)).user_id == BOB
+    assert (await sessions.resolve(bob))[0].user_id == BOB
 
 
 async def test_end_all_for_user_keeps_the_current_session(sessions: SessionManager) -> None:
@@ -449,7 +453,7 @@ async def test_end_all_for_user_keeps_the_current_session(sessions: SessionManag
     current = await new(sessions, ALICE)
     others = [await new(sessions, ALICE) for _ in range(2)]
     assert await sessions.end_all_for_user(ALICE, keep=current) == 2
-    assert (await sessions.resolve(current)).user_id == ALICE
+    assert (await sessions.resolve(current))[0].user_id == ALICE
     for session_id in others:
         with pytest.raises(NotAuthenticated):
             await sessions.resolve(session_id)
@@ -462,7 +466,7 @@ async def test_end_all_for_user_cannot_keep_another_users_session(
     bob = await new(sessions, BOB)
     await new(sessions, ALICE)
     assert await sessions.end_all_for_user(ALICE, keep=bob) == 1
-    assert (await sessions.resolve(bob)).user_id == BOB
+    assert (await sessions.resolve(bob))[0].user_id == BOB
 
 
 async def test_list_for_user(sessions: SessionManager, clock: FrozenClock) -> None:
@@ -477,3 +481,209 @@ async def test_list_for_user(sessions: SessionManager, clock: FrozenClock) -> No
     await new(sessions, BOB)
     listed: list[SessionRecord] = await sessions.list_for_user(ALICE)
     assert [r.id_hash for r in listed] == [second.record.id_hash, first.record.id_hash]
+
+
+# -- what a request costs, the cache and its coherence --------------------------------------
+
+
+async def test_a_request_costs_one_store_read_and_no_write(
+    sessions: SessionManager, store: SpyStore, clock: FrozenClock
+) -> None:
+    """Within the touch interval a resolve is exactly one read (session and user
+    together) and nothing else: the budget of C13 (one read, no write per request)."""
+    issued = await login(sessions, ALICE)
+    store.calls.clear()
+    clock.advance(TOUCH / 2)
+    record, user = await sessions.resolve(issued.id)
+    assert (record.user_id, user.id) == (ALICE, ALICE)
+    assert dict(store.calls) == {"get_session_and_user": 1}
+
+
+class Announced:
+    """Collects what a SessionManager announces, and feeds a cache as the stream would."""
+
+    def __init__(self, cache: SessionCache | None = None) -> None:
+        self.users: list[str] = []
+        self.cache = cache
+
+    async def __call__(self, user_id: str) -> None:
+        self.users.append(user_id)
+        if self.cache is not None:
+            self.cache.invalidate([Revocation("session", user_id, T0, T0 + 1)])
+
+
+class Following:
+    """Stands in for Revoker.is_current."""
+
+    def __init__(self) -> None:
+        self.current = True
+
+    def __call__(self) -> bool:
+        return self.current
+
+
+@pytest.fixture
+def following() -> Following:
+    return Following()
+
+
+@pytest.fixture
+def cache(following: Following) -> SessionCache:
+    return SessionCache(ttl=30, is_current=following)
+
+
+@pytest.fixture
+def cached(store: SpyStore, clock: FrozenClock, cache: SessionCache) -> SessionManager:
+    return SessionManager(
+        store,  # type: ignore[arg-type]
+        POLICY,
+        clock,
+        announce=Announced(cache),
+        cache=cache,
+    )
+
+
+async def test_ending_sessions_is_announced_with_the_user_id(
+    store: SpyStore, clock: FrozenClock
+) -> None:
+    """Every way a session ends or changes is announced on the stream (for the caches
+    of every instance), naming the user, never the session."""
+    announced = Announced()
+    sessions = SessionManager(store, POLICY, clock, announce=announced)  # type: ignore[arg-type]
+    one = await login(sessions, ALICE)
+    await login(sessions, BOB)
+    await sessions.end(one.id)
+    await sessions.end_all_for_user(BOB)
+    await sessions.end_everyone()
+    renewable = await login(sessions, ALICE)
+    assert await sessions.renew(renewable.record, roles_changed_at=T0 + 9, grace=5) is not None
+    assert announced.users == [ALICE, BOB, EVERYONE, ALICE]
+
+
+async def test_a_cached_session_costs_no_store_read(
+    cached: SessionManager, store: SpyStore, clock: FrozenClock
+) -> None:
+    """With the cache, the first request reads and the next ones read nothing."""
+    issued = await login(cached, ALICE)
+    await cached.resolve(issued.id)
+    store.calls.clear()
+    for _ in range(5):
+        clock.advance(1)
+        record, user = await cached.resolve(issued.id)
+        assert (record.id_hash, user.id) == (issued.record.id_hash, ALICE)
+    assert dict(store.calls) == {}
+
+
+async def test_an_announcement_drops_the_users_cached_sessions(
+    cached: SessionManager, store: SpyStore, cache: SessionCache
+) -> None:
+    """A logout anywhere (here: the stream entry) makes the next request read the store,
+    which refuses the ended session; other users' sessions stay cached."""
+    alice = await login(cached, ALICE)
+    bob = await login(cached, BOB)
+    await cached.resolve(alice.id)
+    await cached.resolve(bob.id)
+    # Another instance deletes Alice's session and announces it.
+    await store.delete_session(alice.record.id_hash)
+    cache.invalidate([Revocation("session", ALICE, T0, T0 + 1)])
+    with pytest.raises(NotAuthenticated):
+        await cached.resolve(alice.id)
+    store.calls.clear()
+    await cached.resolve(bob.id)
+    assert dict(store.calls) == {}
+
+
+@pytest.mark.parametrize("kind", ["user", "session"])
+async def test_everyone_entries_clear_the_cache(cache: SessionCache, kind: str) -> None:
+    """A global logout or cut (subject "*") drops every cached session."""
+    user = User(ALICE, "a@example.com", "h", ("user",), T0, T0)
+    for _ in range(3):
+        record = SessionRecord(new_hash(), ALICE, T0, T0, T0 + 60, T0 + 60, None, None, T0)
+        cache.put(record, user, cache.generation())
+    assert len(cache) == 3
+    cache.invalidate([Revocation(kind, EVERYONE, T0, T0 + 1)])  # type: ignore[arg-type]
+    assert len(cache) == 0
+
+
+async def test_a_lookup_racing_an_announcement_is_not_cached(
+    cached: SessionManager,
+    store: SpyStore,
+    cache: SessionCache,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the stream says "Alice's sessions changed" while her session is being read, what
+    was read may predate the change: it is served once but not cached."""
+    issued = await login(cached, ALICE)
+    inner_lookup = store.get_session_and_user
+
+    async def racing(id_hash: bytes) -> Any:
+        found = await inner_lookup(id_hash)
+        cache.invalidate([Revocation("user", ALICE, T0, T0 + 1)])  # arrives mid-read
+        return found
+
+    monkeypatch.setattr(store, "get_session_and_user", racing, raising=False)
+    await cached.resolve(issued.id)
+    assert len(cache) == 0
+
+
+async def test_the_cache_is_bypassed_when_the_stream_is_not_followed(
+    cached: SessionManager, store: SpyStore, following: Following
+) -> None:
+    """An instance that cannot read the stream would miss invalidations: it reads the
+    store (which then answers, or fails closed)."""
+    issued = await login(cached, ALICE)
+    await cached.resolve(issued.id)
+    following.current = False
+    store.calls.clear()
+    await cached.resolve(issued.id)
+    assert store.calls["get_session_and_user"] == 1
+
+
+async def test_cached_entries_expire_after_the_ttl(store: SpyStore, clock: FrozenClock) -> None:
+    """An entry is served at most ttl seconds (monotonic time), a bound on any gap."""
+    cache = SessionCache(ttl=0.05, is_current=lambda: True)
+    sessions = SessionManager(store, POLICY, clock, cache=cache)  # type: ignore[arg-type]
+    issued = await login(sessions, ALICE)
+    await sessions.resolve(issued.id)
+    await asyncio.sleep(0.06)
+    store.calls.clear()
+    await sessions.resolve(issued.id)
+    assert store.calls["get_session_and_user"] == 1
+
+
+async def test_a_cached_session_that_looks_expired_is_read_again(
+    cached: SessionManager, store: SpyStore, clock: FrozenClock
+) -> None:
+    """Another instance may have slid the idle expiry: a cached record past its idle
+    deadline is re-read, and served if the store has it alive."""
+    issued = await login(cached, ALICE)
+    await cached.resolve(issued.id)
+    clock.advance(IDLE + 1)
+    slid = clock.now() + IDLE
+    await store.touch_session(issued.record.id_hash, clock.now() - 1, slid)
+    record, _ = await cached.resolve(issued.id)
+    assert record.idle_expires_at == slid
+
+
+async def test_the_cache_is_bounded(following: Following) -> None:
+    """The least recently used entries go first once the cache is full."""
+    cache = SessionCache(ttl=30, is_current=following, size=2)
+    user = User(ALICE, "a@example.com", "h", ("user",), T0, T0)
+    records = [
+        SessionRecord(new_hash(), ALICE, T0, T0, T0 + 60, T0 + 60, None, None, T0) for _ in range(3)
+    ]
+    for record in records:
+        cache.put(record, user, cache.generation())
+    assert len(cache) == 2
+    assert cache.get(records[0].id_hash) is None
+    assert cache.get(records[2].id_hash) is not None
+
+
+def new_hash() -> bytes:
+    return hashlib.sha256(os.urandom(32)).digest()
+
+
+async def login(sessions: SessionManager, user_id: str) -> IssuedSession:
+    return await sessions.create(
+        user_id, password_changed_at=0.0, client_address=None, user_agent=None
+    )

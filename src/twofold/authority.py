@@ -198,10 +198,10 @@ class Authority:
 
     async def session_principal(self, session_id: str) -> Principal:
         """The user behind a session id; roles, lock state and password changes are read
-        fresh every time."""
-        record = await self.sessions.resolve(session_id)
-        user = await self.accounts.get(record.user_id)
-        if user is None or user.locked or user.password_changed_at != record.password_changed_at:
+        with the session (one store read), or come from the session cache, which the
+        revocation stream keeps coherent."""
+        record, user = await self.sessions.resolve(session_id)
+        if user.locked or user.password_changed_at != record.password_changed_at:
             await self.sessions.end(session_id)
             raise NotAuthenticated("The session is not valid.")
         renewed = None
@@ -227,6 +227,8 @@ class Authority:
         """The user behind an access token: a signature check, claim checks and the
         in-memory revocation check (T9); no store read."""
         claims = self.tokens.verify(token)
+        # An instance that lost the stream cannot know what was revoked elsewhere (O3).
+        self.revoker.ensure_current()
         self.revoker.revoked.check(claims)
         email = claims.extra.get("email")
         return Principal(

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Defaults to SQLite at DATA_DIR/twofold.db."
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="A Redis for sessions and the revocation stream (with push), beside a "
+        "PostgreSQL DATABASE_URL that keeps accounts, token families, keys and the audit log.",
+    )
     public_url: str | None = Field(
         default=None,
         description="The URL clients use; defaults to http://HOST:PORT. An https URL makes "
@@ -72,7 +77,21 @@ class Settings(BaseSettings):
         gt=0,
         le=10,
         description="Seconds between reads of the revocation stream for changes made by "
-        "other processes (other instances, the CLI).",
+        "other processes, where the store cannot push them (SQLite).",
+    )
+    event_max_staleness: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Token requests get 503 once the revocation stream has not been read "
+        "for this many seconds (an outage): revocations made elsewhere would go unseen.",
+    )
+    session_cache_ttl: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description="Seconds a session may be served from memory without a store read; "
+        "ending it anywhere drops it everywhere through the revocation stream. 0: off.",
     )
     maintenance_interval: float = Field(
         default=60.0,
@@ -101,6 +120,8 @@ class Settings(BaseSettings):
             raise ValueError("session_touch_interval must be shorter than session_idle_timeout")
         if self.session_idle_timeout > self.session_absolute_lifetime:
             raise ValueError("session_idle_timeout must not exceed session_absolute_lifetime")
+        if self.event_max_staleness < 2 * self.event_poll_interval:
+            raise ValueError("event_max_staleness must be at least twice event_poll_interval")
         if self.refresh_idle_timeout > self.refresh_absolute_lifetime:
             raise ValueError("refresh_idle_timeout must not exceed refresh_absolute_lifetime")
         return self

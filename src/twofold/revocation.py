@@ -5,9 +5,16 @@ revoked is held in memory on every instance: revoked ``jti``s, revoked families 
 and each user's not-before time. The source of truth is the store's append-only,
 sequence-numbered stream (``RevocationStore``): an instance loads every unexpired entry at
 start (so a restart forgets nothing), applies its own entries the moment it writes them,
-and follows the stream for entries written elsewhere (other instances, the CLI). Entries
-expire once no token they could refuse is still valid, so the view stays small: one entry
-per revoked login or user in the last access-token lifetime.
+and follows the stream for entries written elsewhere (other instances, the CLI): woken by
+the store's push (PostgreSQL NOTIFY, Redis pub/sub) where it has one, by polling where it
+has not (SQLite), and reading from its last ``seq`` either way, so a lost push or a
+reconnect loses nothing. Entries expire once no token they could refuse is still valid, so
+the view stays small: one entry per revoked login or user in the last access-token lifetime.
+
+An instance that cannot follow the stream does not know what was revoked elsewhere, so it
+fails closed (SECURITY.md O3): once the stream has not been read for ``max_staleness``
+seconds, :meth:`Revoker.ensure_current` raises ``StoreUnavailable`` and token requests get
+503 until the follower catches up again by itself.
 """
 
 from __future__ import annotations
@@ -15,17 +22,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from twofold.clock import Clock
 from twofold.errors import InvalidToken, StoreUnavailable
 from twofold.jose.jwt import AccessClaims
-from twofold.store.base import RevocationStore
+from twofold.store.base import RevocationListener, RevocationStore
 from twofold.store.records import Revocation, RevocationKind
 
 log = logging.getLogger("twofold.revocation")
 
 KeysChanged = Callable[[], Awaitable[None]]
+#: Told of every entry applied here (own writes and followed ones), e.g. the session cache.
+Observer = Callable[[Sequence[Revocation]], None]
+
+#: Seconds between attempts to resubscribe after the stream could not be read.
+RETRY_INTERVAL = 0.2
 
 
 #: The subject of a ``user`` entry that cuts off every user (an admin's global logout);
@@ -60,6 +73,8 @@ class RevocationList:
                 _keep_latest(self._tokens, entry.subject, expires)
             elif entry.kind == "family":
                 _keep_latest(self._families, entry.subject, expires)
+            elif entry.kind == "session":
+                continue  # for session caches (observers); refuses no token
             elif entry.kind == "user":
                 before = self._users.get(entry.subject)
                 if before is None:
@@ -136,16 +151,36 @@ class Revoker:
         self._horizon = horizon
         self._keys_changed = keys_changed
         self._catching_up = asyncio.Lock()
+        self._observers: list[Observer] = []
         #: How many entries this process has written (the CLI waits for servers to see them).
         self.appended = 0
+        # Monotonic time of the last complete read of the stream; the bound is set by
+        # follow(): a process that does not follow (the CLI) has nothing to be stale about.
+        self._synced_at = time.monotonic()
+        self._max_staleness: float | None = None
 
     def on_keys_changed(self, callback: KeysChanged) -> None:
         self._keys_changed = callback
+
+    def observe(self, observer: Observer) -> None:
+        self._observers.append(observer)
 
     async def load(self) -> None:
         """Read every unexpired entry (at start); key entries need no reload then."""
         await self._read_stream(reload_keys=False)
         self.prune()
+
+    def is_current(self) -> bool:
+        """True while this process follows the stream and read it within the bound."""
+        return (
+            self._max_staleness is not None
+            and time.monotonic() - self._synced_at <= self._max_staleness
+        )
+
+    def ensure_current(self) -> None:
+        """Fail closed when following but behind: what was revoked elsewhere is unknown."""
+        if self._max_staleness is not None and not self.is_current():
+            raise StoreUnavailable("The revocation stream has not been read recently.")
 
     async def token(self, jti: str, expires_at: float) -> None:
         await self._append("token", jti, expires_at=expires_at)
@@ -166,6 +201,12 @@ class Revoker:
     async def everyone(self) -> float:
         """Refuse every access token issued until now, of every user."""
         return await self.user(EVERYONE)
+
+    async def sessions(self, user_id: str) -> None:
+        """Tell every instance that sessions of the user (EVERYONE: of all users) ended or
+        changed, so that session caches drop them. The store already has the change; the
+        entry carries the user's id only, never a session's id or hash."""
+        await self._append("session", user_id)
 
     async def keys(self, kid: str) -> None:
         """Tell every instance to reload its key ring (this one reloads by itself)."""
@@ -193,8 +234,14 @@ class Revoker:
         # very next request; last_seq is left for the follower, so that entries written
         # elsewhere with a lower seq are not skipped.
         seq = self.revoked.last_seq
-        self.revoked.apply([stored])
+        self._apply([stored])
         self.revoked.last_seq = seq
+
+    def _apply(self, entries: Sequence[Revocation]) -> bool:
+        keys_changed = self.revoked.apply(entries)
+        for observer in self._observers:
+            observer(entries)
+        return keys_changed
 
     async def catch_up(self) -> int:
         """Apply entries written since the last read; returns how many."""
@@ -202,6 +249,7 @@ class Revoker:
 
     async def _read_stream(self, *, reload_keys: bool) -> int:
         async with self._catching_up:
+            started = time.monotonic()
             total = 0
             while True:
                 # Entries the writer stamped as expired may still be within our horizon.
@@ -211,20 +259,36 @@ class Revoker:
                 if not batch:
                     break
                 total += len(batch)
-                if self.revoked.apply(batch) and reload_keys and self._keys_changed is not None:
+                if self._apply(batch) and reload_keys and self._keys_changed is not None:
                     await self._keys_changed()
+            # Everything appended before this read began has been applied.
+            self._synced_at = started
             return total
 
-    async def follow(self, interval: float) -> None:
-        """Poll the stream forever (run as a task). A store outage is logged and retried;
-        propagation by push (Redis, PostgreSQL NOTIFY) replaces the poll interval later."""
+    async def follow(self, *, poll_interval: float, max_staleness: float) -> None:
+        """Follow the stream forever (run as a task): subscribe to the store's push, read
+        what was appended since the last read, then read again at every push, or every
+        ``poll_interval`` where the store has no push. Without a push for a quarter of
+        ``max_staleness`` it reads anyway: that read is the heartbeat that keeps this
+        instance current (:meth:`is_current`) and notices an outage. An outage is logged,
+        retried every ``RETRY_INTERVAL`` and recovered from by itself."""
+        self._max_staleness = max_staleness
+        heartbeat = max_staleness / 4
         failing = False
         while True:
+            listener = None
             try:
-                await self.catch_up()
-                if failing:
-                    log.info("revocation stream readable again")
-                failing = False
+                listener = await self._store.listen_revocations()
+                while True:
+                    # Subscribed before reading: nothing appended from here on is missed.
+                    await self.catch_up()
+                    if failing:
+                        log.info("revocation stream readable again")
+                        failing = False
+                    if listener is None:
+                        await asyncio.sleep(min(poll_interval, heartbeat))
+                    else:
+                        await listener.wait(heartbeat)
             except StoreUnavailable as exc:
                 if not failing:
                     log.warning("revocation stream unreadable", extra={"reason": exc.detail})
@@ -233,7 +297,10 @@ class Revoker:
                 # A bug must not silently stop revocations from arriving: log, keep going.
                 log.exception("revocation stream follower failed")
                 failing = True
-            await asyncio.sleep(interval)
+            finally:
+                if listener is not None:
+                    await _close_quietly(listener)
+            await asyncio.sleep(RETRY_INTERVAL)
 
     def prune(self) -> None:
         self.revoked.prune(self._clock.now())
@@ -242,3 +309,10 @@ class Revoker:
         """Delete stored entries past their expiry by more than our horizon too (another
         process may keep tokens longer than the writer did)."""
         return await self._store.purge_expired_revocations(self._clock.now() - self._horizon, limit)
+
+
+async def _close_quietly(listener: RevocationListener) -> None:
+    try:
+        await listener.close()
+    except Exception:  # a broken connection may fail to close; it is dropped either way
+        log.debug("closing the revocation listener failed", exc_info=True)

@@ -23,6 +23,7 @@ from twofold.oauth import TokenService
 from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
 from twofold.refresh import RefreshPolicy, RefreshTokens
 from twofold.revocation import Revoker
+from twofold.session_cache import SessionCache
 from twofold.sessions import SessionManager, SessionPolicy
 from twofold.signing_keys import SigningKeys
 from twofold.store.base import Store
@@ -39,6 +40,8 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: Store
+    #: Where sessions and the revocation stream live: ``store`` itself, or a Redis beside it.
+    session_store: Store
     master_key: MasterKey
     keys: SigningKeys
     hasher: PasswordHasher
@@ -65,8 +68,12 @@ class Runtime:
         master_key = MasterKey.load_or_create(settings.effective_master_key_file)
         store = store_from_url(url)
         await store.open()
+        session_store = store
         hasher: PasswordHasher | None = None
         try:
+            if settings.redis_url is not None:
+                session_store = store_from_url(settings.redis_url)
+                await session_store.open()
             # An entry of the revocation stream lives as long as the tokens it can refuse.
             horizon = settings.access_token_lifetime + settings.token_leeway
             keys = SigningKeys(
@@ -82,21 +89,28 @@ class Runtime:
                 ),
                 clock,
             )
-            revoker = Revoker(store, clock, horizon=horizon)
+            revoker = Revoker(session_store, clock, horizon=horizon)
             await revoker.load()
+            cache = None
+            if settings.session_cache_ttl > 0:
+                cache = SessionCache(settings.session_cache_ttl, revoker.is_current)
+                revoker.observe(cache.invalidate)
             hasher = PasswordHasher(
                 ARGON2_PROFILES[settings.argon2_profile],
                 workers=settings.hash_workers,
                 max_pending=settings.hash_queue,
             )
             sessions = SessionManager(
-                store,
+                session_store,
                 SessionPolicy(
                     idle_timeout=settings.session_idle_timeout,
                     absolute_lifetime=settings.session_absolute_lifetime,
                     touch_interval=settings.session_touch_interval,
                 ),
                 clock,
+                users=None if session_store is store else store,
+                announce=revoker.sessions,
+                cache=cache,
             )
             refresh = RefreshTokens(
                 store,
@@ -112,7 +126,7 @@ class Runtime:
         except BaseException:
             if hasher is not None:
                 hasher.close()
-            await store.close()
+            await _close_stores(store, session_store)
             raise
         authority = Authority(accounts, sessions, tokens, refresh, revoker, AuditLog(store, clock))
 
@@ -124,6 +138,7 @@ class Runtime:
             settings,
             clock,
             store,
+            session_store,
             master_key,
             keys,
             hasher,
@@ -135,11 +150,18 @@ class Runtime:
 
     def serve(self) -> None:
         """Start following the revocation stream and the periodic maintenance."""
-        revoker = self.authority.revoker
-        self._tasks = [
-            asyncio.create_task(revoker.follow(self.settings.event_poll_interval)),
-            asyncio.create_task(self._maintain()),
-        ]
+        follow = self.authority.revoker.follow(
+            poll_interval=self.settings.event_poll_interval,
+            max_staleness=self.settings.event_max_staleness,
+        )
+        self._tasks = [asyncio.create_task(follow), asyncio.create_task(self._maintain())]
+
+    async def check_ready(self) -> None:
+        """``StoreUnavailable`` unless every store answers and the revocation stream is
+        followed (an instance behind on it refuses tokens)."""
+        for store in self._stores():
+            await store.ping()
+        self.authority.revoker.ensure_current()
 
     async def maintain(self) -> None:
         """One round of upkeep: retire keys whose tokens have all expired (and tell every
@@ -152,7 +174,7 @@ class Runtime:
             for kid in retired:
                 await self.authority.revoker.keys(kid)
                 await self.authority.audit.record(audit.KEY_RETIRED, kid=kid)
-        await self.store.purge_expired_sessions(now, PURGE_BATCH)
+        await self.session_store.purge_expired_sessions(now, PURGE_BATCH)
         await self.store.purge_expired_families(now, PURGE_BATCH)
         await self.authority.revoker.purge(PURGE_BATCH)
         self.authority.revoker.prune()
@@ -173,4 +195,14 @@ class Runtime:
                 await task
         self._tasks = []
         self.hasher.close()
-        await self.store.close()
+        await _close_stores(*self._stores())
+
+    def _stores(self) -> tuple[Store, ...]:
+        return (
+            (self.store,) if self.session_store is self.store else (self.store, self.session_store)
+        )
+
+
+async def _close_stores(*stores: Store) -> None:
+    for store in dict.fromkeys(stores):  # once each, in order
+        await store.close()

@@ -3,6 +3,11 @@
 The id is 256 bits from the OS CSPRNG (SECURITY.md S1). The store sees only SHA-256 of it,
 so a leaked store holds no usable ids. An id the server never issued finds no record and is
 refused; nothing is ever created from a client's id (S2).
+
+A request costs one store read (the session and its user together) and no write, except
+one touch per ``touch_interval`` (the sliding expiry); with a ``SessionCache`` it costs no
+read while the session is cached. Whatever ends or changes sessions here is announced on
+the revocation stream, so that every instance's cache drops them.
 """
 
 from __future__ import annotations
@@ -10,18 +15,24 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from twofold.clock import Clock
 from twofold.errors import NotAuthenticated
-from twofold.store.base import SessionStore
-from twofold.store.records import SessionRecord
+from twofold.revocation import EVERYONE
+from twofold.session_cache import SessionCache
+from twofold.store.base import SessionStore, UserStore
+from twofold.store.records import SessionRecord, User
 
 ID_BYTES = 32
 # token_urlsafe(32) is 43 characters of the URL-safe alphabet; anything else is not ours.
 _ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_USER_AGENT = 512
 _MAX_RENEWAL_CHAIN = 8
+
+#: Tells every instance that sessions of a user (or EVERYONE) ended or changed.
+Announce = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +61,27 @@ def is_well_formed(session_id: str) -> bool:
 
 
 class SessionManager:
-    """Creates, resolves, slides and ends sessions; the store supplies only primitives."""
+    """Creates, resolves, slides and ends sessions; the store supplies only primitives.
 
-    def __init__(self, store: SessionStore, policy: SessionPolicy, clock: Clock) -> None:
+    ``users`` is given when sessions live in another store than accounts (Redis beside
+    PostgreSQL): a lookup then reads both, unless the session is cached."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        policy: SessionPolicy,
+        clock: Clock,
+        *,
+        users: UserStore | None = None,
+        announce: Announce | None = None,
+        cache: SessionCache | None = None,
+    ) -> None:
         self._store = store
         self.policy = policy
         self._clock = clock
+        self._users = users
+        self._announce = announce
+        self._cache = cache
 
     async def create(
         self,
@@ -83,16 +109,24 @@ class SessionManager:
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
         )
 
-    async def resolve(self, session_id: str) -> SessionRecord:
-        """The live record for ``session_id``, sliding its idle expiry; else NotAuthenticated."""
+    async def resolve(self, session_id: str) -> tuple[SessionRecord, User]:
+        """The live record for ``session_id`` and its user as stored now, sliding the idle
+        expiry; else NotAuthenticated. The caller judges the user (lock, epochs)."""
         if not is_well_formed(session_id):
             raise NotAuthenticated("The session is not valid.")
         id_hash = hash_session_id(session_id)
-        record = await self._store.get_session(id_hash)
-        if record is None:
-            raise NotAuthenticated("The session is not valid.")
         now = self._clock.now()
-        if now >= record.idle_expires_at or now >= record.absolute_expires_at:
+        cache = self._cache
+        found = cache.get(id_hash) if cache is not None else None
+        # A cached record that looks expired may have been slid by another instance.
+        hit = found is not None and _is_live(found[0], now)
+        generation = cache.generation() if cache is not None else 0
+        if not hit:
+            found = await self._lookup(id_hash)
+        if found is None:
+            raise NotAuthenticated("The session is not valid.")
+        record, user = found
+        if not _is_live(record, now):
             await self._store.delete_session(id_hash)
             raise NotAuthenticated("The session has expired.")
         if now - record.last_seen_at >= self.policy.touch_interval:
@@ -100,7 +134,19 @@ class SessionManager:
             idle = min(now + self.policy.idle_timeout, record.absolute_expires_at)
             await self._store.touch_session(id_hash, now, idle)
             record = replace(record, last_seen_at=now, idle_expires_at=idle)
-        return record
+        if cache is not None:
+            if hit:
+                cache.update(record)
+            else:
+                cache.put(record, user, generation)
+        return record, user
+
+    async def _lookup(self, id_hash: bytes) -> tuple[SessionRecord, User] | None:
+        if self._users is None:
+            return await self._store.get_session_and_user(id_hash)
+        record = await self._store.get_session(id_hash)
+        user = None if record is None else await self._users.get_user(record.user_id)
+        return None if record is None or user is None else (record, user)
 
     async def rotate(
         self,
@@ -147,6 +193,7 @@ class SessionManager:
         )
         if not await self._store.renew_session(record.id_hash, new, now + grace):
             return None
+        await self._announced(record.user_id)  # the old record's expiries were cut
         return IssuedSession(id=session_id, record=new)
 
     async def end(self, session_id: str) -> bool:
@@ -156,10 +203,14 @@ class SessionManager:
 
     async def end_all_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         keep_hash = hash_session_id(keep) if keep is not None and is_well_formed(keep) else None
-        return await self._store.delete_user_sessions(user_id, keep=keep_hash)
+        ended = await self._store.delete_user_sessions(user_id, keep=keep_hash)
+        await self._announced(user_id)
+        return ended
 
     async def end_everyone(self) -> int:
-        return await self._store.delete_all_sessions()
+        ended = await self._store.delete_all_sessions()
+        await self._announced(EVERYONE)
+        return ended
 
     async def list_for_user(self, user_id: str) -> list[SessionRecord]:
         """The user's live sessions, newest first."""
@@ -167,7 +218,7 @@ class SessionManager:
         return [
             record
             for record in await self._store.list_user_sessions(user_id)
-            if now < record.idle_expires_at and now < record.absolute_expires_at
+            if _is_live(record, now)
         ]
 
     async def get_by_hash(self, id_hash: bytes) -> SessionRecord | None:
@@ -178,6 +229,7 @@ class SessionManager:
         one login, one logout, whichever of its ids the client still held."""
         record = await self._store.get_session(id_hash)
         ended = await self._store.delete_session(id_hash)
+        user_id = None if record is None else record.user_id
         # Renewals are seconds apart and a renewed record cannot renew again, so chains
         # are short; the bound only guards against a corrupt store.
         for _ in range(_MAX_RENEWAL_CHAIN):
@@ -186,7 +238,13 @@ class SessionManager:
             successor = record.renewed_to
             record = await self._store.get_session(successor)
             await self._store.delete_session(successor)
+        if user_id is not None:
+            await self._announced(user_id)
         return ended
+
+    async def _announced(self, user_id: str) -> None:
+        if self._announce is not None:
+            await self._announce(user_id)
 
     async def list_live(self, limit: int, offset: int) -> list[SessionRecord]:
         return await self._store.list_live_sessions(self._clock.now(), limit, offset)
@@ -218,3 +276,7 @@ class SessionManager:
         )
         await self._store.put_session(record)
         return IssuedSession(id=session_id, record=record)
+
+
+def _is_live(record: SessionRecord, now: float) -> bool:
+    return now < record.idle_expires_at and now < record.absolute_expires_at

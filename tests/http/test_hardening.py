@@ -107,7 +107,7 @@ def test_store_outage_answers_503_without_driver_text(
 
         store = live.runtime.store
         with monkeypatch.context() as patch:
-            patch.setattr(store, "get_session", broken)
+            patch.setattr(store, "get_session_and_user", broken)
             answer = client.get("/auth/me")
             assert answer.status_code == 503
             assert answer.headers["retry-after"] == "5"

@@ -24,6 +24,8 @@ async def healthz() -> Response:
 @router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": ErrorOut}})
 async def readyz(request: Request) -> Response:
-    """The store answers; otherwise 503 (StoreUnavailable is mapped by the error layer)."""
-    await web(request).runtime.store.ping()
+    """Every store answers and the revocation stream is followed; otherwise 503
+    (StoreUnavailable is mapped by the error layer), so a load balancer sends no traffic
+    to an instance that would only answer 503."""
+    await web(request).runtime.check_ready()
     return JSONResponse({"status": "ready"})
