@@ -13,6 +13,7 @@ from tests.conftest import PASSWORD, make_settings
 from twofold.authority import Origin
 from twofold.clock import FrozenClock
 from twofold.runtime import Runtime
+from twofold.signing_keys import SigningKeys
 
 EMAIL = "upkeep@example.com"
 
@@ -73,3 +74,37 @@ async def test_expired_sessions_families_and_revocations_are_purged(
     assert await store.get_family(other.refresh.family.id) is None
     assert await store.revocations_after(0, 0) == []
     assert len(authority.revoker.revoked) == 0
+
+
+async def test_instances_starting_together_on_a_new_store_agree_on_the_signing_key(
+    tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances that both find no key each make one; the one made at start is
+    announced on the stream, so after following it both verify both keys and sign with
+    the same (newest) one: a token from either works on the other."""
+    settings = make_settings(tmp_path / "data")
+    first = await Runtime.start(settings, clock=clock)
+    # The second instance looked before the first made its key: force that interleaving.
+    usable = SigningKeys.usable
+    calls = 0
+
+    async def none_at_first(self: SigningKeys) -> list:  # type: ignore[type-arg]
+        nonlocal calls
+        calls += 1
+        return [] if calls == 1 else await usable(self)
+
+    monkeypatch.setattr(SigningKeys, "usable", none_at_first)
+    clock.advance(1)
+    second = await Runtime.start(settings, clock=clock)
+    monkeypatch.undo()
+    try:
+        assert {k.kid for k in await first.keys.usable()} != {first.keyring.signing_key.kid}
+        await first.authority.revoker.catch_up()
+        await second.authority.revoker.catch_up()
+        assert first.keyring.signing_key.kid == second.keyring.signing_key.kid
+        await first.authority.register(EMAIL, PASSWORD)
+        login = await first.authority.login_token(EMAIL, PASSWORD, origin=Origin())
+        second.authority.token_principal(login.access_token)
+    finally:
+        await second.close()
+        await first.close()

@@ -91,6 +91,8 @@ class Runtime:
             )
             revoker = Revoker(session_store, clock, horizon=horizon)
             await revoker.load()
+            if keys.created_at_start is not None:
+                await revoker.keys(keys.created_at_start)
             cache = None
             if settings.session_cache_ttl > 0:
                 cache = SessionCache(settings.session_cache_ttl, revoker.is_current)

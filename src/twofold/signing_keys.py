@@ -48,6 +48,8 @@ class SigningKeys:
         self.algorithm = algorithm
         self._clock = clock
         self._retain = retain
+        #: The kid of the key :meth:`load` made on a store that had none, if it did.
+        self.created_at_start: str | None = None
 
     async def load(self) -> KeyRing:
         """Every usable key, signing with the newest active one; a first start makes one.
@@ -56,7 +58,9 @@ class SigningKeys:
         """
         stored = await self.usable()
         if not any(key.state == "active" for key in stored):
-            await self._create(self.algorithm)
+            # Instances starting together on a new store may each make one; the runtime
+            # announces it (a ``key`` entry), so that all reload and sign with the newest.
+            self.created_at_start = (await self._create(self.algorithm)).kid
             stored = await self.usable()
         keys = [
             JoseKey.from_material(

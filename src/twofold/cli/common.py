@@ -36,6 +36,10 @@ ConfigOption = Annotated[
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Where keys and SQLite live.")
 ]
+RedisOption = Annotated[
+    str | None,
+    typer.Option("--redis-url", help="Keep sessions and the revocation stream in this Redis."),
+]
 DatabaseOption = Annotated[
     str | None, typer.Option("--database-url", help="Defaults to SQLite in the data directory.")
 ]

@@ -11,6 +11,7 @@ from twofold.cli.common import (
     ConfigOption,
     DatabaseOption,
     DataDirOption,
+    RedisOption,
     console,
     fail,
     settings_from,
@@ -26,6 +27,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Run the server (defaults: 127.0.0.1:8000, SQLite and keys under ./twofold-data)."""
@@ -35,7 +37,12 @@ def serve(
     from twofold.logs import configure
 
     settings = settings_from(
-        config, host=host, port=port, data_dir=data_dir, database_url=database_url
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=redis_url,
     )
     # Start the core once before the server does: a bad data directory, master key or
     # database URL is then a one-line error here, not a traceback from inside uvicorn.
@@ -87,5 +94,9 @@ async def _nothing(runtime: Runtime) -> None:
 
 
 def _describe_store(settings: Settings) -> str:
+    """The store in words: a SQLite file's path, else only the scheme (URLs hold passwords)."""
     url = settings.effective_database_url
-    return url if url.startswith("sqlite:") else url.split(":", 1)[0]
+    described = url if url.startswith("sqlite:") else url.split(":", 1)[0]
+    if settings.redis_url is not None:
+        described += ", sessions and events: redis"
+    return described
