@@ -108,3 +108,16 @@ async def test_instances_starting_together_on_a_new_store_agree_on_the_signing_k
     finally:
         await second.close()
         await first.close()
+
+
+async def test_a_backlog_larger_than_one_batch_is_purged_in_one_round(
+    runtime: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Purges go batch by batch (each bounded) until a batch comes back short, so a
+    backlog bigger than a batch does not wait for later rounds."""
+    monkeypatch.setattr("twofold.runtime.PURGE_BATCH", 2)
+    for n in range(5):
+        await runtime.authority.revoker.token(f"jti-{n}", clock.now() + 1)
+    clock.advance(runtime.settings.access_token_lifetime + runtime.settings.token_leeway + 2)
+    await runtime.maintain()
+    assert await runtime.store.revocations_after(0, 0) == []

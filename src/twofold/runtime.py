@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from twofold import audit
@@ -33,6 +34,8 @@ from twofold.store.migrate import upgrade
 log = logging.getLogger("twofold.runtime")
 
 PURGE_BATCH = 1000
+#: Batches of one kind per round at most; the rest waits for the next round.
+MAX_PURGE_BATCHES = 100
 
 
 @dataclass(slots=True)
@@ -176,9 +179,18 @@ class Runtime:
             for kid in retired:
                 await self.authority.revoker.keys(kid)
                 await self.authority.audit.record(audit.KEY_RETIRED, kid=kid)
-        await self.session_store.purge_expired_sessions(now, PURGE_BATCH)
-        await self.store.purge_expired_families(now, PURGE_BATCH)
-        await self.authority.revoker.purge(PURGE_BATCH)
+        purges: tuple[Callable[[], Awaitable[int]], ...] = (
+            lambda: self.session_store.purge_expired_sessions(now, PURGE_BATCH),
+            lambda: self.store.purge_expired_families(now, PURGE_BATCH),
+            lambda: self.authority.revoker.purge(PURGE_BATCH),
+        )
+        for purge in purges:
+            # Batch after batch until one comes back short: each batch is one short
+            # transaction, and the loop yields between them so requests keep flowing.
+            for _ in range(MAX_PURGE_BATCHES):
+                if await purge() < PURGE_BATCH:
+                    break
+                await asyncio.sleep(0)
         self.authority.revoker.prune()
 
     async def _maintain(self) -> None:
