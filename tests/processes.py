@@ -1,0 +1,105 @@
+"""``twofold serve`` as a real process, for tests where the process is the point: several
+instances behind nginx, SIGKILL under load, store outages. Settings go in as
+``TWOFOLD_*`` environment variables, exactly as an operator would give them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .services import free_port
+
+TWOFOLD = Path(sys.executable).with_name("twofold")
+
+
+def migrate(database_url: str, data_dir: Path) -> None:
+    """``twofold migrate`` for a server database (SQLite migrates itself at start)."""
+    subprocess.run(
+        [str(TWOFOLD), "migrate", "--database-url", database_url, "--data-dir", str(data_dir)],
+        check=True,
+        capture_output=True,
+    )
+
+
+@dataclass
+class TwofoldProcess:
+    """One ``twofold serve`` on 127.0.0.1 with its own port; ``settings`` are option
+    names (``database_url``) mapped to values. Instances of one deployment share
+    ``data_dir`` (the master key) and the store."""
+
+    data_dir: Path
+    settings: dict[str, object] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir.parent / f"twofold-{self.port}.log"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TWOFOLD_")}
+        values: dict[str, object] = {
+            "argon2_profile": "owasp-minimum",
+            "hash_workers": 1,
+            "log_level": "warning",
+            **self.settings,
+            "host": "127.0.0.1",
+            "port": self.port,
+            "data_dir": self.data_dir,
+        }
+        env.update({f"TWOFOLD_{name.upper()}": str(value) for name, value in values.items()})
+        return env
+
+    def start(self, timeout: float = 30) -> TwofoldProcess:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(TWOFOLD), "serve"],
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"twofold serve exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"twofold serve did not answer in {timeout} s")
+
+    def stop(self) -> None:
+        """SIGTERM and wait (a graceful shutdown)."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signum)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        self.proc = None
