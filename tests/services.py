@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
 IN_CI = os.environ.get("CI") == "true"
@@ -147,6 +148,25 @@ class Postgres(Server):
 
     def _user(self) -> str | None:
         return _unprivileged()
+
+    def start(self) -> None:
+        """Start and wait until it accepts sessions: its port opens while it may still
+        be starting up (or recovering) and refusing them."""
+        super().start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): clients are disconnected. SIGTERM is the smart one,
+        which waits for every client to leave."""
+        self._signal(signal.SIGINT)
 
     def _command(self) -> list[str]:
         return [

@@ -61,6 +61,22 @@ def test_migrate_reports_the_revision(tmp_path: Path) -> None:
     assert "Schema at revision" in result.output
 
 
+def test_migrate_on_redis_has_nothing_to_do(tmp_path: Path) -> None:
+    """Redis has no schema: `migrate` says so and succeeds without connecting."""
+    result = runner.invoke(
+        app,
+        [
+            "migrate",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--database-url",
+            "redis://127.0.0.1:1/0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "nothing to migrate" in result.output
+
+
 def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     """--config naming no file exits 2 with a message, not a traceback."""
     result = runner.invoke(app, ["migrate", "--config", str(tmp_path / "nope.toml")])

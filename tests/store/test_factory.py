@@ -45,7 +45,7 @@ def test_store_from_sqlite_url() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://u:pw@h/db", "redis://localhost/0"], ids=["postgresql", "redis"]
+    "url", ["mysql://u:pw@h/db", "mongodb://u:pw@h/db"], ids=["mysql", "mongodb"]
 )
 def test_unsupported_scheme_is_a_configuration_error(url: str) -> None:
     """An unknown scheme names itself and the supported ones."""

@@ -67,13 +67,16 @@ def migrate(
     data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
 ) -> None:
     """Bring the database schema to the current version."""
-    from twofold.store.factory import store_from_url
+    from twofold.store.factory import parse_url, store_from_url
     from twofold.store.migrate import current_revision, upgrade
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     url = settings.effective_database_url
     try:
         store_from_url(url)  # refuses an unsupported scheme before Alembic tries a driver
+        if parse_url(url).get_backend_name() == "redis":
+            console.print("Redis has no schema: nothing to migrate.")
+            return
         prepare_data_dir(settings.data_dir)
         upgrade(url)
     except TwofoldError as exc:

@@ -1,8 +1,8 @@
 """Pick a store implementation from a database URL.
 
-Each backend is imported only when its scheme is used, so optional drivers (a PostgreSQL
-or Redis client, later) are needed only by deployments that use them. To add a backend,
-write an opener and add its scheme to ``_OPENERS``.
+Each backend is imported only when its scheme is used, so optional drivers (psycopg for
+PostgreSQL, a Redis client later) are needed only by deployments that use them. To add a
+backend, write an opener and add its scheme to ``_OPENERS``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,23 @@ def _open_sqlite(url: str) -> Store:
     return SQLiteStore(sqlite_path(url))
 
 
-_OPENERS: Mapping[str, Callable[[str], Store]] = MappingProxyType({"sqlite": _open_sqlite})
+def _open_postgres(url: str) -> Store:
+    from twofold.store.postgres import PostgresStore
+
+    return PostgresStore.from_url(url)
+
+
+def _open_redis(url: str) -> Store:
+    from twofold.store.redis_store import RedisStore
+
+    return RedisStore(url)
+
+
+_OPENERS: Mapping[str, Callable[[str], Store]] = MappingProxyType(
+    # postgres:// is libpq's (and Heroku's) spelling; SQLAlchemy knows only postgresql://.
+    {"sqlite": _open_sqlite, "postgresql": _open_postgres, "postgres": _open_postgres}
+    | {"redis": _open_redis, "rediss": _open_redis}
+)
 
 
 def store_from_url(url: str) -> Store:

@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context
 
+from twofold.store.migrate import MIGRATION_LOCK_KEY
+
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control away from pysqlite (it would not wrap DDL in a transaction)
@@ -31,6 +33,14 @@ def _sqlite_begin(connection: sa.Connection) -> None:
     # IMMEDIATE takes the write lock up front, so two concurrent upgrades serialise
     # instead of both reading "no version" and racing to create the same tables.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgresql_begin(connection: sa.Connection) -> None:
+    # The same guarantee by other means: a transaction-level advisory lock, taken before
+    # Alembic reads the version table and held to COMMIT. A second upgrade waits here and
+    # then reads the first one's result. PostgreSQL runs DDL in the transaction, so no one
+    # sees a half-migrated schema meanwhile.
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY:d})")
 
 
 def run_migrations_offline() -> None:
@@ -54,6 +64,8 @@ def run_migrations_online() -> None:
     if is_sqlite:
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
+    elif engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "begin", _postgresql_begin)
     try:
         with engine.connect() as connection:
             context.configure(
