@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from twofold.clock import Clock
@@ -89,10 +89,19 @@ class Accounts:
             user = replace(user, password_hash=new_hash)
         return user
 
-    async def change_password(self, user_id: str, current: str, new: str) -> User:
+    async def change_password(
+        self,
+        user_id: str,
+        current: str,
+        new: str,
+        *,
+        before_storing: Callable[[], Awaitable[object]] | None = None,
+    ) -> User:
         """Replace the password after checking the current one (SECURITY.md P4).
 
-        Ending the user's other sessions is the caller's part (``Authority``)."""
+        ``before_storing`` runs once the change is certain, right before it is stored
+        (``Authority`` cuts access tokens off there). Ending the user's other sessions is
+        the caller's part."""
         user = await self._store.get_user(user_id)
         if user is None or not await self._hasher.verify(user.password_hash, current):
             raise ReauthenticationFailed()
@@ -103,6 +112,8 @@ class Accounts:
         # compare this value to tell whether they were proved under the current password.
         now = max(self._clock.now(), user.password_changed_at + 0.001)
         new_hash = await self._hasher.hash(new)
+        if before_storing is not None:
+            await before_storing()
         await self._store.set_password(user.id, new_hash, now)
         return replace(user, password_hash=new_hash, password_changed_at=now)
 

@@ -13,6 +13,7 @@ from twofold.authority import Authority, Origin, Principal
 from twofold.devices import Device, from_family, from_session
 from twofold.errors import InvalidEmail, InvalidRequest, NotFound
 from twofold.jose.keyring import KeyRing
+from twofold.revocation import EVERYONE
 from twofold.signing_keys import Rotation, SigningKeys
 from twofold.store.records import User
 
@@ -51,10 +52,10 @@ class Admin:
         # must finish the job) but is audited once.
         was_locked = (await self.user(user_id)).locked
         authority = self._authority
-        await authority.accounts.set_locked(user_id, True)
-        await authority.revoker.user(user_id)
-        await authority.sessions.end_all_for_user(user_id)
-        await authority.refresh_tokens.end_all_for_user(user_id)
+        async with authority.revoker.cutting(user_id):
+            await authority.accounts.set_locked(user_id, True)
+            await authority.sessions.end_all_for_user(user_id)
+            await authority.refresh_tokens.end_all_for_user(user_id)
         if not was_locked:
             await self._record(audit.ACCOUNT_LOCKED, user_id, actor, origin)
         return await self.user(user_id)
@@ -66,19 +67,20 @@ class Admin:
         with None, of everyone (SECURITY.md S8). Returns how many sessions and families
         ended; access tokens are cut off by a revocation either way."""
         authority = self._authority
-        # Delete first, cut access tokens off after: a refresh that read its family before
-        # the delete signed its token before the cut, so the cut refuses it.
+        # Cut access tokens off before the deletes (a crash half-way leaves them cut) and
+        # after (a refresh that read its family before the delete signed its token before
+        # the second cut, which refuses it).
         if user_id is None:
-            ended = (
-                await authority.sessions.end_everyone()
-                + await authority.refresh_tokens.end_everyone()
-            )
-            await authority.revoker.everyone()
+            async with authority.revoker.cutting(EVERYONE):
+                ended = (
+                    await authority.sessions.end_everyone()
+                    + await authority.refresh_tokens.end_everyone()
+                )
         else:
             await self.user(user_id)
-            ended = await authority.sessions.end_all_for_user(user_id)
-            ended += len(await authority.refresh_tokens.end_all_for_user(user_id))
-            await authority.revoker.user(user_id)
+            async with authority.revoker.cutting(user_id):
+                ended = await authority.sessions.end_all_for_user(user_id)
+                ended += len(await authority.refresh_tokens.end_all_for_user(user_id))
         await self._record(audit.SESSION_REVOKED, user_id, actor, origin, device="all", ended=ended)
         return ended
 
@@ -99,8 +101,8 @@ class Admin:
             raise InvalidRequest("You cannot remove your own admin role.")
         if tuple(dict.fromkeys(roles)) == before.roles:
             return before  # nothing changes: no revocation, no audit event
-        after = await self._authority.accounts.set_roles(user_id, roles)
-        await self._authority.revoker.user(user_id)
+        async with self._authority.revoker.cutting(user_id):
+            after = await self._authority.accounts.set_roles(user_id, roles)
         await self._record(
             audit.ROLES_CHANGED,
             user_id,

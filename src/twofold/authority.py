@@ -184,12 +184,17 @@ class Authority:
             raise
         family = issued.family
         user = await self.accounts.get(family.user_id)
-        if user is None or user.locked or user.password_changed_at != family.password_changed_at:
+        if (
+            user is None
+            or user.locked
+            or user.password_changed_at != family.password_changed_at
+            or self.revoker.revoked.family_revoked(family.id)
+        ):
             await self.refresh_tokens.end(family.id)
             raise InvalidGrant()
         # Read again after the spend: a family ended meanwhile (a device revoked, an admin
-        # ending the user's logins) issues nothing. Ending deletes first and cuts tokens
-        # off after, so a pair signed after this read (no await in between) is cut off.
+        # ending the user's logins) issues nothing. Ending cuts tokens off again after the
+        # delete, so a pair signed after this read (no await in between) is cut off.
         if await self.refresh_tokens.get_family(family.id) is None:
             raise InvalidGrant()
         return self._pair(user, issued)
@@ -270,9 +275,11 @@ class Authority:
         await self.revoker.token(claims.jti, claims.exp + self.tokens.policy.leeway + grace)
 
     async def end_family(self, family_id: str) -> None:
-        """End a token family and every access token issued from it."""
-        await self.refresh_tokens.end(family_id)
+        """End a token family and every access token issued from it. The revocation comes
+        first: a crash before the delete leaves its tokens refused, and the family's
+        refresh token with it (``refresh`` checks)."""
         await self.revoker.family(family_id)
+        await self.refresh_tokens.end(family_id)
 
     # -- password ----------------------------------------------------------------------
 
@@ -292,8 +299,15 @@ class Authority:
         racing with it, leaves nothing alive; access tokens are cut off by a user
         revocation. Deleting the records is clean-up. The caller continues with a rotated
         session or, in JWT mode, a new token pair."""
+        # Access tokens are cut off before the new password is stored (a crash in between
+        # leaves them cut off, and the old password for a retry) and again after it.
         try:
-            user = await self.accounts.change_password(principal.user_id, current, new)
+            user = await self.accounts.change_password(
+                principal.user_id,
+                current,
+                new,
+                before_storing=lambda: self.revoker.user(principal.user_id),
+            )
         except ReauthenticationFailed:
             await self.audit.record(
                 audit.REAUTHENTICATION_FAILED,

@@ -20,10 +20,11 @@ seconds, :meth:`Revoker.ensure_current` raises ``StoreUnavailable`` and token re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from twofold.clock import Clock
 from twofold.errors import InvalidToken, StoreUnavailable
@@ -100,6 +101,9 @@ class RevocationList:
             cut = users.get(EVERYONE)
             if cut is not None and claims.iat < cut[0]:
                 raise InvalidToken("revoked")
+
+    def family_revoked(self, family_id: str) -> bool:
+        return family_id in self._families
 
     def is_revoked(self, claims: AccessClaims) -> bool:
         try:
@@ -193,10 +197,24 @@ class Revoker:
 
         The cut-off is the next whole second: ``iat`` has whole seconds, so a token made
         earlier in this second is refused, and tokens made after this call are issued
-        with ``iat`` at the cut-off (``AccessTokenCodec.issue(not_before=...)``)."""
+        with ``iat`` at the cut-off (``AccessTokenCodec.issue(not_before=...)``). A second
+        cut in the same second goes one second past the first, or the tokens issued
+        between the two (``iat`` at the first cut) would pass it."""
         cut = float(math.floor(self._clock.now()) + 1)
+        previous = self.revoked.not_before(user_id)
+        if previous is not None and previous >= cut:
+            cut = previous + 1
         await self._append("user", user_id, at=cut)
         return cut
+
+    @contextlib.asynccontextmanager
+    async def cutting(self, user_id: str) -> AsyncIterator[None]:
+        """Cut the user's tokens off before a change and again after it: a crash half-way
+        leaves them cut off (and the change for a retry), and a token refreshed while the
+        change was being written is issued before the second cut, which refuses it."""
+        await self.user(user_id)
+        yield
+        await self.user(user_id)
 
     async def everyone(self) -> float:
         """Refuse every access token issued until now, of every user."""
