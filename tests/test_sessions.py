@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from twofold.clock import FrozenClock
-from twofold.errors import NotAuthenticated
+from twofold.errors import NotAuthenticated, StoreUnavailable
 from twofold.revocation import EVERYONE
 from twofold.session_cache import SessionCache
 from twofold.sessions import IssuedSession, SessionManager, SessionPolicy, hash_session_id
@@ -557,7 +557,30 @@ async def test_ending_sessions_is_announced_with_the_user_id(
     await sessions.end_everyone()
     renewable = await login(sessions, ALICE)
     assert await sessions.renew(renewable.record, roles_changed_at=T0 + 9, grace=5) is not None
-    assert announced.users == [ALICE, BOB, EVERYONE, ALICE]
+    # Ends are announced before and after the delete; a renewal once, after.
+    assert announced.users == [ALICE, ALICE, BOB, BOB, EVERYONE, EVERYONE, ALICE]
+
+
+async def test_a_failed_announcement_leaves_the_session_for_the_retry(
+    store: SpyStore, clock: FrozenClock
+) -> None:
+    """If the stream cannot be written, the logout fails before anything is deleted, so
+    the client's retry finds the session and announces its end (a delete without an
+    announcement would leave other instances' caches serving it)."""
+    calls: list[str] = []
+
+    async def flaky(user_id: str) -> None:
+        calls.append(user_id)
+        if len(calls) == 1:
+            raise StoreUnavailable("down")
+
+    sessions = SessionManager(store, POLICY, clock, announce=flaky)  # type: ignore[arg-type]
+    issued = await login(sessions, ALICE)
+    with pytest.raises(StoreUnavailable):
+        await sessions.end(issued.id)
+    assert await store.get_session(issued.record.id_hash) is not None
+    assert await sessions.end(issued.id) is True
+    assert calls == [ALICE, ALICE, ALICE]
 
 
 async def test_a_cached_session_costs_no_store_read(

@@ -66,10 +66,11 @@ class SessionCache:
         while len(self._entries) > self._size:
             self._drop(next(iter(self._entries)))
 
-    def update(self, record: SessionRecord) -> None:
-        """Keep a cached record in step with a write this instance made (a touch)."""
+    def update(self, record: SessionRecord, generation: int) -> None:
+        """Keep a cached record in step with a write this instance made (a touch), unless
+        an invalidation came meanwhile (the entry may now be a fresher read)."""
         entry = self._entries.get(record.id_hash)
-        if entry is not None:
+        if entry is not None and generation == self._generation:
             self._entries[record.id_hash] = (record, entry[1], entry[2])
 
     def invalidate(self, entries: Sequence[Revocation]) -> None:

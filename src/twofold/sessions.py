@@ -136,7 +136,7 @@ class SessionManager:
             record = replace(record, last_seen_at=now, idle_expires_at=idle)
         if cache is not None:
             if hit:
-                cache.update(record)
+                cache.update(record, generation)
             else:
                 cache.put(record, user, generation)
         return record, user
@@ -203,11 +203,13 @@ class SessionManager:
 
     async def end_all_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         keep_hash = hash_session_id(keep) if keep is not None and is_well_formed(keep) else None
+        await self._announced(user_id)  # before and after, as in end_by_hash
         ended = await self._store.delete_user_sessions(user_id, keep=keep_hash)
         await self._announced(user_id)
         return ended
 
     async def end_everyone(self) -> int:
+        await self._announced(EVERYONE)
         ended = await self._store.delete_all_sessions()
         await self._announced(EVERYONE)
         return ended
@@ -228,8 +230,12 @@ class SessionManager:
         """End the session and, if it was renewed in its last seconds, what it became:
         one login, one logout, whichever of its ids the client still held."""
         record = await self._store.get_session(id_hash)
-        ended = await self._store.delete_session(id_hash)
         user_id = None if record is None else record.user_id
+        if user_id is not None:
+            # Announced before the delete too: a failure between the two would leave
+            # other instances' caches serving a session a retry no longer finds.
+            await self._announced(user_id)
+        ended = await self._store.delete_session(id_hash)
         # Renewals are seconds apart and a renewed record cannot renew again, so chains
         # are short; the bound only guards against a corrupt store.
         for _ in range(_MAX_RENEWAL_CHAIN):

@@ -15,6 +15,7 @@ from twofold.cli.common import (
     ConfigOption,
     DatabaseOption,
     DataDirOption,
+    RedisOption,
     console,
     existing,
     format_time,
@@ -55,10 +56,11 @@ def keys_rotate(
     ] = False,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Sign with a new key; old keys verify until their tokens expire."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def rotate(runtime: Runtime) -> tuple[str, str, tuple[str, ...]]:
         rotation, _ = await runtime.admin.rotate_keys(
@@ -72,10 +74,13 @@ def keys_rotate(
 
 @keys_app.command("list")
 def keys_list(
-    data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """List signing keys, oldest first, with their state (never their material)."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def keys(runtime: Runtime) -> list[tuple[str, str, str, str, str]]:
         return [
@@ -95,11 +100,12 @@ def sessions_list(
     offset: Annotated[int, typer.Option(min=0)] = 0,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Who is logged in now, most recently active first (up to LIMIT sessions and LIMIT
     token families)."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def devices(runtime: Runtime) -> list[tuple[str, ...]]:
         live = await runtime.admin.live_devices(limit=limit, offset=offset)
@@ -129,10 +135,11 @@ def sessions_revoke(
     handle: Annotated[str, typer.Argument(help="The id shown by `sessions list`.")],
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """End one session or token family (and the access tokens issued from it)."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def revoke(runtime: Runtime) -> tuple[str, str]:
         device = await runtime.authority.revoke_device(
@@ -153,13 +160,14 @@ def sessions_end(
     everyone: Annotated[bool, typer.Option("--all", help="Log every user out.")] = False,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """End every session, token family and access token of one user, or of everyone."""
     if (user is None) == (not everyone):
         console.print("[red]error:[/red] give exactly one of --user or --all.")
         raise typer.Exit(2)
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def end(runtime: Runtime) -> int:
         user_id = None if user is None else (await runtime.admin.find_user(user)).id
@@ -195,10 +203,11 @@ def audit_log(
     ] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Security events, newest first."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def page(runtime: Runtime) -> list[tuple[str, ...]]:
         user_id = None if user is None else (await runtime.admin.find_user(user)).id
@@ -233,10 +242,11 @@ def client_add(
     name: Annotated[str, typer.Argument(help="1-64 letters, digits, '.', '_' or '-'.")],
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Register a resource server; prints its id and secret (the secret only this once)."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def add(runtime: Runtime) -> tuple[str, str]:
         new = await runtime.clients.add(name)
@@ -258,10 +268,13 @@ def client_add(
 
 @client_app.command("list")
 def client_list(
-    data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """List registered clients (never their secrets)."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def clients(runtime: Runtime) -> list[tuple[str, str, str]]:
         return [(c.id, c.name, format_time(c.created_at)) for c in await runtime.clients.list()]
@@ -274,10 +287,11 @@ def client_remove(
     client: Annotated[str, typer.Argument(metavar="CLIENT_ID_OR_NAME")],
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Remove a client (by id or name); its credentials stop working at once."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def remove(runtime: Runtime) -> tuple[str, str]:
         found = next((c for c in await runtime.clients.list() if client in (c.id, c.name)), None)

@@ -54,10 +54,18 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
-def existing(config: Path | None, data_dir: Path | None, database_url: str | None) -> Settings:
+def existing(
+    config: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    redis_url: str | None = None,
+) -> Settings:
     """Settings for a command that reads or changes data: a data directory with no
-    database is an error, not a new empty store made by mistake."""
-    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    database is an error, not a new empty store made by mistake. ``redis_url`` must be
+    the servers' own: sessions and the revocation stream live there."""
+    settings = settings_from(
+        config, data_dir=data_dir, database_url=database_url, redis_url=redis_url
+    )
     url = settings.effective_database_url
     if url.startswith("sqlite:") and not sqlite_path(url).exists():
         console.print(f"[red]error:[/red] no database at {sqlite_path(url)}; pass --data-dir.")

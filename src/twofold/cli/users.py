@@ -13,6 +13,7 @@ from twofold.cli.common import (
     ConfigOption,
     DatabaseOption,
     DataDirOption,
+    RedisOption,
     UserArgument,
     console,
     existing,
@@ -33,6 +34,7 @@ def user_add(
     role: Annotated[list[str] | None, typer.Option("--role", help="Repeat for more roles.")] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Create an account. The password is prompted for, or read from standard input."""
@@ -40,7 +42,9 @@ def user_add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    settings = settings_from(
+        config, data_dir=data_dir, database_url=database_url, redis_url=redis_url
+    )
     roles = tuple(dict.fromkeys(["user", *(role or [])]))
 
     async def add(runtime: Runtime) -> bool:
@@ -55,10 +59,13 @@ def user_add(
 
 @user_app.command("list")
 def user_list(
-    data_dir: DataDirOption = None, database_url: DatabaseOption = None, config: ConfigOption = None
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """List accounts (tab-separated when the output is not a terminal)."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def users(runtime: Runtime) -> list[User]:
         return await runtime.authority.accounts.list(limit=10_000)
@@ -77,10 +84,11 @@ def user_lock(
     user: UserArgument,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Lock an account and end its sessions and tokens at once."""
-    locked = _set_locked(user, True, existing(config, data_dir, database_url))
+    locked = _set_locked(user, True, existing(config, data_dir, database_url, redis_url))
     console.print(f"Locked {escape(locked.email)}; its sessions and tokens are ended.")
 
 
@@ -89,10 +97,11 @@ def user_unlock(
     user: UserArgument,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Unlock an account."""
-    unlocked = _set_locked(user, False, existing(config, data_dir, database_url))
+    unlocked = _set_locked(user, False, existing(config, data_dir, database_url, redis_url))
     console.print(f"Unlocked {escape(unlocked.email)}.")
 
 
@@ -111,10 +120,11 @@ def user_roles(
     role: Annotated[list[str], typer.Option("--role", help="Repeat for more roles.")],
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Set an account's roles to exactly those given; tokens issued before are refused."""
-    settings = existing(config, data_dir, database_url)
+    settings = existing(config, data_dir, database_url, redis_url)
 
     async def set_roles(runtime: Runtime) -> User:
         found = await runtime.admin.find_user(user)

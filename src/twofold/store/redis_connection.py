@@ -69,7 +69,7 @@ async def check_persistence(client: Redis) -> None:
     """Warn if Redis can lose writes it acknowledged when it restarts."""
     with translated_errors():
         try:
-            config = await client.config_get("appendonly", "appendfsync")
+            config = await client.config_get("appendonly", "appendfsync", "maxmemory-policy")
         except ResponseError:  # CONFIG renamed away or denied (managed services)
             log.warning(
                 "Could not read the Redis persistence settings: make sure appendonly is yes "
@@ -88,6 +88,12 @@ async def check_persistence(client: Redis) -> None:
             "last acknowledged writes (revocations, password changes) can be lost when "
             "it restarts.",
             values.get("appendfsync"),
+        )
+    if values.get("maxmemory-policy", "noeviction") != "noeviction":
+        log.warning(
+            "Redis may evict keys under memory pressure (maxmemory-policy %s): sessions, "
+            "indexes and revocations must never be evicted; set noeviction.",
+            values.get("maxmemory-policy"),
         )
 
 
