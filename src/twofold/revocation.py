@@ -199,7 +199,10 @@ class Revoker:
         earlier in this second is refused, and tokens made after this call are issued
         with ``iat`` at the cut-off (``AccessTokenCodec.issue(not_before=...)``). A second
         cut in the same second goes one second past the first, or the tokens issued
-        between the two (``iat`` at the first cut) would pass it."""
+        between the two (``iat`` at the first cut) would pass it. The stream is read first,
+        so that a cut made through another instance a moment ago counts too; two cuts
+        made through two instances within one read of each other remain a window."""
+        await self.catch_up()
         cut = float(math.floor(self._clock.now()) + 1)
         previous = self.revoked.not_before(user_id)
         if previous is not None and previous >= cut:

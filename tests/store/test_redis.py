@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis as RawRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.services import Redis, free_port
 from twofold.errors import ConfigurationError, StoreUnavailable
@@ -383,11 +384,13 @@ async def test_wrong_credentials_do_not_leak(redis_server: Redis) -> None:
     assert "s3cret" not in str(caught.value)
 
 
-async def test_driver_never_retries(store: RedisStore) -> None:
-    """The pool's connections retry nothing (a resent script could apply twice) and every
-    wait is bounded."""
+async def test_driver_retries_only_a_lost_connection_once(store: RedisStore) -> None:
+    """The pool's connections retry once after a lost connection (a restart leaves every
+    pooled one dead), never after a timeout (the command may be running), and every wait
+    is bounded."""
     options = store._redis().connection_pool.connection_kwargs
-    assert options["retry"].get_retries() == 0
+    assert options["retry"].get_retries() == 1
+    assert options["retry"]._supported_errors == (RedisConnectionError,)
     assert (options["socket_connect_timeout"], options["socket_timeout"]) == (3.0, 5.0)
 
 

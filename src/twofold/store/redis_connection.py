@@ -58,7 +58,12 @@ def pool_options(
     options.update(
         socket_connect_timeout=connect_timeout,
         socket_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+        # One retry, for a lost connection only: after a Redis restart every pooled
+        # connection is dead and would fail one request each. A timeout is never retried
+        # (the command may be running); a command the old server ran before dying just
+        # as it replied would run twice, which the stream (a skipped seq) tolerates and
+        # a compare-and-set answers with "already done".
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         max_connections=max_connections,
         timeout=timeout,  # waiting for a free pooled connection
     )
@@ -114,7 +119,9 @@ def translate(exc: RedisError) -> Exception:
 
 @contextmanager
 def translated_errors() -> Iterator[None]:
-    """Driver errors raised inside as :func:`translate` maps them, chained."""
+    """Driver errors raised inside as :func:`translate` maps them, chained. A socket that
+    fails outside the driver's own wrapping (an ``OSError``, or uvloop's ``RuntimeError``
+    for a write to a transport the peer has just reset) is the store being unreachable."""
     try:
         yield
     except RedisError as exc:
@@ -122,6 +129,8 @@ def translated_errors() -> Iterator[None]:
         if mapped is exc:
             raise
         raise mapped from exc
+    except (OSError, RuntimeError) as exc:
+        raise StoreUnavailable("The Redis store cannot be reached.") from exc
 
 
 class RedisRevocationListener:
@@ -142,6 +151,9 @@ class RedisRevocationListener:
                 confirmed = await pubsub.get_message(timeout=confirm_within)
             if confirmed is None or confirmed["type"] != "subscribe":
                 raise StoreUnavailable("Redis did not confirm the revocation subscription.")
+            # A lost subscription must be reported, not quietly renewed: pushes sent in
+            # between are gone, and only the follower's catch-up read recovers them.
+            pubsub.connection.retry = Retry(NoBackoff(), 0)  # type: ignore[attr-defined]
         except BaseException:
             await _close_pubsub(pubsub)
             raise

@@ -366,9 +366,15 @@ class RedisStore:
         return self._client
 
     async def _call(self, awaitable: Any) -> Any:
-        """Await one driver call, with driver failures as Twofold errors."""
-        with translated_errors():
-            return await awaitable
+        """Await one driver call, with driver failures as Twofold errors. A lost
+        connection also drops the pool's idle ones: after a Redis restart they are all
+        dead, and each would otherwise fail one later request (the driver never retries)."""
+        try:
+            with translated_errors():
+                return await awaitable
+        except StoreUnavailable:
+            await self._redis().connection_pool.disconnect(inuse_connections=False)
+            raise
 
     async def _eval(self, script: str, *args: str | bytes | int, keys: Sequence[str] = ()) -> Any:
         self._redis()

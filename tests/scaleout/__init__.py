@@ -1,0 +1,1 @@
+"""Several ``twofold serve`` processes sharing one store behind nginx."""
