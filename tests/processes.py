@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from .services import free_port
+from .services import end_process, free_port
 
 TWOFOLD = Path(sys.executable).with_name("twofold")
 
@@ -93,14 +93,6 @@ class TwofoldProcess:
         self._signal(signal.SIGKILL)
 
     def _signal(self, signum: int) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signum)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
+        if self.proc is not None:
+            end_process(self.proc, signum)
         self.proc = None

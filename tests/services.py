@@ -55,6 +55,19 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
+def end_process(proc: subprocess.Popen[bytes], signum: int) -> None:
+    """Send ``signum`` to the process group and wait; SIGKILL it after 30 s."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signum)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 def _unprivileged() -> str | None:
     """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (or ``nobody``)."""
     if os.geteuid() != 0:
@@ -102,16 +115,8 @@ class Server:
         self._signal(signal.SIGKILL)
 
     def _signal(self, signum: int) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signum)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
+        if self.proc is not None:
+            end_process(self.proc, signum)
         self.proc = None
 
     def remove(self) -> None:
