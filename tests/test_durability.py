@@ -290,6 +290,29 @@ async def test_a_logout_killed_after_any_write_is_whole_or_not_at_all(
     assert await crash_at_every_write(settings, logout, check) >= 2
 
 
+async def test_revoking_other_devices_killed_after_any_write_is_whole_or_not_at_all(
+    tmp_path: Path, store_settings: dict[str, object]
+) -> None:
+    """ "Log out my other devices", cut off after any of its writes, leaves each other
+    device's family either alive (access and refresh) or dead (neither)."""
+
+    async def revoke_others(runtime: Runtime, login: TokenLogin) -> None:
+        here = await runtime.authority.login_token(login.user.email, PASSWORD, origin=Origin())
+        principal = runtime.authority.token_principal(here.access_token)
+        await runtime.authority.revoke_other_devices(principal, session_id=None, origin=Origin())
+
+    async def check(runtime: Runtime, login: TokenLogin) -> None:
+        access_refused = revoked(runtime, login.access_token)
+        refresh_usable = await usable(runtime, login.refresh.token)
+        assert access_refused != refresh_usable, (
+            f"access token {'refused' if access_refused else 'accepted'}, refresh token "
+            f"{'usable' if refresh_usable else 'refused'}"
+        )
+
+    settings = make_settings(tmp_path / "data", **store_settings)
+    assert await crash_at_every_write(settings, revoke_others, check) >= 2
+
+
 async def test_a_password_change_killed_after_any_write_is_whole_or_not_at_all(
     tmp_path: Path, store_settings: dict[str, object]
 ) -> None:

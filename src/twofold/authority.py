@@ -386,10 +386,19 @@ class Authority:
         """End every session and family of the caller except the one in use."""
         keep = session_id if session_id is not None and is_well_formed(session_id) else None
         ended = await self.sessions.end_all_for_user(principal.user_id, keep=keep)
+        # Revoked before the delete (a crash between leaves their tokens refused, as in
+        # end_family), and any family that appeared meanwhile after it.
+        revoked = {
+            family.id
+            for family in await self.refresh_tokens.list_for_user(principal.user_id)
+            if family.id != principal.family_id
+        }
+        for family_id in revoked:
+            await self.revoker.family(family_id)
         families = await self.refresh_tokens.end_all_for_user(
             principal.user_id, keep=principal.family_id
         )
-        for family_id in families:
+        for family_id in set(families) - revoked:
             await self.revoker.family(family_id)
         total = ended + len(families)
         await self.audit.record(
