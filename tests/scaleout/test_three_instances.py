@@ -23,9 +23,11 @@ from .revocations import KINDS, accepted_everywhere, one_round
 
 #: Five revocations a round: 30 per deployment, each timed on the two other instances.
 ROUNDS = 6
-#: Generous for shared CI machines, yet only push meets them: without it an instance
-#: reads the stream once a second here (cluster.PULL_INTERVAL).
-P99_BOUND = 0.25
+#: The issue's 100 ms, on the median: a shared CI machine can stall any one process for
+#: a few hundred ms, so the tail is reported, not asserted, beyond WORST_BOUND. Only push
+#: meets it: without push an instance reads the stream on its heartbeat (every 0.5 s) or
+#: once a second (cluster.PULL_INTERVAL), a median of 250 ms or more.
+P50_BOUND = 0.1
 WORST_BOUND = 1.0
 #: A restart costs seconds; nginx's failover does not depend on the store, so it and the
 #: catch-up after a restart run once, where the most parts are (Redis stream, cache).
@@ -94,7 +96,7 @@ async def test_revocations_reach_every_instance_at_once(cluster: Cluster) -> Non
     assert len(overall.delays) == sum(len(e.watches) for e in events) * (size - 1)
     assert all(math.isfinite(d) for d in overall.upper), "an instance never refused"
     assert overall.worst < WORST_BOUND, table(cluster.deployment.name, by_kind)
-    assert overall.p99 < P99_BOUND, table(cluster.deployment.name, by_kind)
+    assert overall.p50 < P50_BOUND, table(cluster.deployment.name, by_kind)
 
 
 async def test_a_dead_instance_is_skipped_and_catches_up_when_back(cluster: Cluster) -> None:
