@@ -29,6 +29,7 @@ from twofold.errors import ConfigurationError, StoreUnavailable
 from twofold.store import postgres_statements as sql
 from twofold.store.factory import parse_url
 from twofold.store.migrate import POSTGRES_DRIVER_NAMES, head_revision
+from twofold.store.paging import audit_query, check_page
 from twofold.store.records import (
     AuditEvent,
     Client,
@@ -79,10 +80,6 @@ _POOL_MAX = 10
 _POOL_MIN = 2
 _POOL_TIMEOUT = 5.0
 _MIGRATE_HINT = "run `twofold migrate` to create or upgrade it"
-
-# list_audit's "no before": larger than any BIGSERIAL value.
-_MAX_SEQ = 2**63 - 1
-_MAX_AUDIT_PAGE = 1000
 
 
 def conninfo_from_url(url: str) -> tuple[str, int]:
@@ -243,7 +240,7 @@ class PostgresStore:
         await self._execute(sql.REHASH_USER, (new_hash, user_id, old_hash))
 
     async def list_users(self, limit: int = 100, offset: int = 0) -> list[User]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         return [
             user_from_row(row) for row in await self._fetch_all(sql.LIST_USERS, (limit, offset))
         ]
@@ -294,13 +291,13 @@ class PostgresStore:
         return [SessionRecord(*row) for row in rows]
 
     async def purge_expired_sessions(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return await self._execute(sql.PURGE_EXPIRED_SESSIONS, (now, now, limit))
 
     async def list_live_sessions(
         self, now: float, limit: int = 100, offset: int = 0
     ) -> list[SessionRecord]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         rows = await self._fetch_all(sql.LIST_LIVE_SESSIONS, (now, now, limit, offset))
         return [SessionRecord(*row) for row in rows]
 
@@ -361,12 +358,12 @@ class PostgresStore:
     async def list_live_families(
         self, now: float, limit: int = 100, offset: int = 0
     ) -> list[RefreshFamily]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         rows = await self._fetch_all(sql.LIST_LIVE_FAMILIES, (now, now, limit, offset))
         return [RefreshFamily(*row) for row in rows]
 
     async def purge_expired_families(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         # The count is of families: their tokens go by ON DELETE CASCADE.
         return await self._execute(sql.PURGE_EXPIRED_FAMILIES, (now, now, limit))
 
@@ -398,12 +395,12 @@ class PostgresStore:
         return PostgresRevocationListener(conn)
 
     async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         rows = await self._fetch_all(sql.REVOCATIONS_AFTER, (seq, now, limit))
         return [revocation_from_row(row) for row in rows]
 
     async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return await self._execute(sql.PURGE_EXPIRED_REVOCATIONS, (now, limit))
 
     # -- audit -------------------------------------------------------------------------
@@ -423,20 +420,7 @@ class PostgresStore:
         user_id: str | None = None,
         kind: str | None = None,
     ) -> list[AuditEvent]:
-        if not 1 <= limit <= _MAX_AUDIT_PAGE:
-            raise ValueError(f"limit must be between 1 and {_MAX_AUDIT_PAGE}")
-        below = _MAX_SEQ if before is None else before
-        statement: str
-        params: tuple[Any, ...]
-        if user_id is None and kind is None:
-            statement, params = sql.LIST_AUDIT, (below, limit)
-        elif kind is None:
-            statement, params = sql.LIST_AUDIT_OF_USER, (below, user_id, user_id, limit)
-        elif user_id is None:
-            statement, params = sql.LIST_AUDIT_OF_KIND, (below, kind, limit)
-        else:
-            statement = sql.LIST_AUDIT_OF_USER_AND_KIND
-            params = (below, user_id, user_id, kind, limit)
+        statement, params = audit_query(sql, before=before, limit=limit, user_id=user_id, kind=kind)
         return [audit_from_row(row) for row in await self._fetch_all(statement, params)]
 
     # -- clients -----------------------------------------------------------------------
@@ -525,10 +509,3 @@ async def _check_revision(conn: Connection) -> None:
             f"The PostgreSQL database is at schema revision {row[0]!r} but this Twofold "
             f"expects {expected!r}; {_MIGRATE_HINT} (with the matching version)."
         )
-
-
-def _check_page(limit: int, offset: int) -> None:
-    # PostgreSQL refuses a negative LIMIT itself; refusing it here keeps the error the
-    # same as on every backend (ValueError) and saves the round trip.
-    if limit < 0 or offset < 0:
-        raise ValueError("limit and offset must not be negative")

@@ -17,6 +17,7 @@ from redis.commands.core import AsyncScript
 
 from twofold.errors import Conflict, StoreUnavailable
 from twofold.store import redis_scripts as lua
+from twofold.store.paging import check_audit_limit, check_page
 from twofold.store.records import (
     AuditEvent,
     Client,
@@ -65,7 +66,6 @@ from twofold.store.redis_records import (
 
 _R = TypeVar("_R")
 
-_MAX_AUDIT_PAGE = 1000
 # Records deleted per script by the global logouts, so none blocks Redis for long.
 _DELETE_BATCH = 500
 _CONFLICTS = {
@@ -148,7 +148,7 @@ class RedisStore:
         await self._eval("rehash_password", user_id, old_hash, new_hash)
 
     async def list_users(self, limit: int = 100, offset: int = 0) -> list[User]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         if limit == 0:
             return []
         return await self._list_index(
@@ -207,7 +207,7 @@ class RedisStore:
         return [from_reply(session_from_fields, r) for r in reply]
 
     async def purge_expired_sessions(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return int(await self._eval("purge", "session", num(now), limit))
 
     async def list_live_sessions(
@@ -274,7 +274,7 @@ class RedisStore:
         return await self._list_live("family", now, limit, offset, family_from_fields)
 
     async def purge_expired_families(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return int(await self._eval("purge", "family", num(now), limit))
 
     # -- revocations -------------------------------------------------------------------
@@ -288,14 +288,14 @@ class RedisStore:
         return await RedisRevocationListener.subscribe(self._redis(), self._timeout)
 
     async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         if limit == 0:
             return []
         entries = await self._eval("revocations_after", seq, num(now), limit)
         return [decoded(revocation_from_member, entry) for entry in entries]
 
     async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return int(await self._eval("purge_revocations", num(now), limit))
 
     # -- audit -------------------------------------------------------------------------
@@ -312,8 +312,7 @@ class RedisStore:
         user_id: str | None = None,
         kind: str | None = None,
     ) -> list[AuditEvent]:
-        if not 1 <= limit <= _MAX_AUDIT_PAGE:
-            raise ValueError(f"limit must be between 1 and {_MAX_AUDIT_PAGE}")
+        check_audit_limit(limit)
         below = "+inf" if before is None else f"({before}"
         reply = await self._eval(
             "list_audit",
@@ -402,7 +401,7 @@ class RedisStore:
     async def _list_live(
         self, kind: str, now: float, limit: int, offset: int, decode: Callable[[Fields], _R]
     ) -> list[_R]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         if limit == 0:
             return []
         reply = await self._eval("list_live", kind, num(now), limit, offset)
@@ -423,8 +422,3 @@ def _check(answer: bytes) -> bool:
     if answer != b"ok":
         raise ValueError(_BUGS.get(text(answer), text(answer)))
     return True
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if limit < 0 or offset < 0:
-        raise ValueError("limit and offset must not be negative")

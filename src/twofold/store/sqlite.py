@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 from twofold.store import sqlite_statements as sql
+from twofold.store.paging import audit_query, check_page
 from twofold.store.records import (
     AuditEvent,
     Client,
@@ -20,10 +21,6 @@ from twofold.store.records import (
     User,
 )
 from twofold.store.sqlite_connection import SQLiteConnection
-
-# list_audit's "no before": larger than any seq SQLite can assign.
-_MAX_SEQ = 2**63 - 1
-_MAX_AUDIT_PAGE = 1000
 
 
 class SQLiteStore(SQLiteConnection):
@@ -58,7 +55,7 @@ class SQLiteStore(SQLiteConnection):
         await self._execute(sql.REHASH_USER, (new_hash, user_id, old_hash))
 
     async def list_users(self, limit: int = 100, offset: int = 0) -> list[User]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         return [sql.user_from_row(row) for row in self._read_all(sql.LIST_USERS, (limit, offset))]
 
     async def set_locked(self, user_id: str, locked: bool) -> bool:
@@ -116,13 +113,13 @@ class SQLiteStore(SQLiteConnection):
         return [SessionRecord(*row) for row in self._read_all(sql.LIST_USER_SESSIONS, (user_id,))]
 
     async def purge_expired_sessions(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return await self._execute(sql.PURGE_EXPIRED_SESSIONS, (now, now, limit))
 
     async def list_live_sessions(
         self, now: float, limit: int = 100, offset: int = 0
     ) -> list[SessionRecord]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         rows = self._read_all(sql.LIST_LIVE_SESSIONS, (now, now, limit, offset))
         return [SessionRecord(*row) for row in rows]
 
@@ -191,12 +188,12 @@ class SQLiteStore(SQLiteConnection):
     async def list_live_families(
         self, now: float, limit: int = 100, offset: int = 0
     ) -> list[RefreshFamily]:
-        _check_page(limit, offset)
+        check_page(limit, offset)
         rows = self._read_all(sql.LIST_LIVE_FAMILIES, (now, now, limit, offset))
         return [RefreshFamily(*row) for row in rows]
 
     async def purge_expired_families(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         # The count is of families: their tokens go by ON DELETE CASCADE.
         return await self._execute(sql.PURGE_EXPIRED_FAMILIES, (now, now, limit))
 
@@ -208,7 +205,7 @@ class SQLiteStore(SQLiteConnection):
         return dataclasses.replace(revocation, seq=seq)
 
     async def revocations_after(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         rows = self._read_all(sql.REVOCATIONS_AFTER, (seq, now, limit))
         return [sql.revocation_from_row(row) for row in rows]
 
@@ -217,7 +214,7 @@ class SQLiteStore(SQLiteConnection):
         return None
 
     async def purge_expired_revocations(self, now: float, limit: int = 1000) -> int:
-        _check_page(limit, 0)
+        check_page(limit, 0)
         return await self._execute(sql.PURGE_EXPIRED_REVOCATIONS, (now, limit))
 
     # -- audit -------------------------------------------------------------------------
@@ -234,20 +231,7 @@ class SQLiteStore(SQLiteConnection):
         user_id: str | None = None,
         kind: str | None = None,
     ) -> list[AuditEvent]:
-        if not 1 <= limit <= _MAX_AUDIT_PAGE:
-            raise ValueError(f"limit must be between 1 and {_MAX_AUDIT_PAGE}")
-        below = _MAX_SEQ if before is None else before
-        statement: str
-        params: tuple[Any, ...]
-        if user_id is None and kind is None:
-            statement, params = sql.LIST_AUDIT, (below, limit)
-        elif kind is None:
-            statement, params = sql.LIST_AUDIT_OF_USER, (below, user_id, user_id, limit)
-        elif user_id is None:
-            statement, params = sql.LIST_AUDIT_OF_KIND, (below, kind, limit)
-        else:
-            statement = sql.LIST_AUDIT_OF_USER_AND_KIND
-            params = (below, user_id, user_id, kind, limit)
+        statement, params = audit_query(sql, before=before, limit=limit, user_id=user_id, kind=kind)
         return [sql.audit_from_row(row) for row in self._read_all(statement, params)]
 
     # -- clients -----------------------------------------------------------------------
@@ -291,9 +275,3 @@ def _insert_seq(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...
     if seq is None:  # only after a statement that inserted nothing
         raise RuntimeError("the insert assigned no seq")
     return seq
-
-
-def _check_page(limit: int, offset: int) -> None:
-    # SQLite reads a negative LIMIT as "no limit": refuse it rather than return everything.
-    if limit < 0 or offset < 0:
-        raise ValueError("limit and offset must not be negative")
