@@ -191,7 +191,16 @@ def start_server(
     settings = make_settings(data_dir, port=port, **overrides)
     app = create_app(settings, clock=clock)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", loop="asyncio")
+        # As `twofold serve` runs it: forwarding headers are the app's business
+        # (trusted_proxies), not uvicorn's, which by default believes 127.0.0.1.
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            loop="asyncio",
+            proxy_headers=False,
+        )
     )
     loop = asyncio.new_event_loop()
 
@@ -222,7 +231,11 @@ def stop_server(running: Running) -> None:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for the whole run; tests make their own accounts and never rewind time."""
     clock = FrozenClock(time.time())
-    live, running = start_server(tmp_path_factory.mktemp("live"), clock)
+    # Every test calls from 127.0.0.1 and the clock stands still: the per-address login
+    # throttle would soon refuse them all. Servers of a test's own keep the default.
+    live, running = start_server(
+        tmp_path_factory.mktemp("live"), clock, login_failures_per_address=100_000
+    )
     yield live
     stop_server(running)
 

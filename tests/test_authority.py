@@ -21,6 +21,7 @@ from twofold.refresh import RefreshPolicy, RefreshTokens
 from twofold.revocation import Revoker
 from twofold.sessions import SessionManager, SessionPolicy
 from twofold.store.sqlite import SQLiteStore
+from twofold.throttle import LoginThrottle, ThrottlePolicy
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "an entirely new passphrase"
@@ -45,6 +46,7 @@ def authority(store: SQLiteStore, hasher: PasswordHasher, clock: FrozenClock) ->
         RefreshTokens(store, RefreshPolicy(), clock, b"k" * 32),
         Revoker(store, clock, horizon=330),
         AuditLog(store, clock),
+        LoginThrottle(store, ThrottlePolicy(), clock, b"d" * 32),
     )
 
 

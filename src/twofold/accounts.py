@@ -14,6 +14,7 @@ from twofold.errors import (
     Conflict,
     InvalidEmail,
     InvalidRequest,
+    NotAuthenticated,
     NotFound,
     ReauthenticationFailed,
 )
@@ -117,8 +118,32 @@ class Accounts:
         await self._store.set_password(user.id, new_hash, now)
         return replace(user, password_hash=new_hash, password_changed_at=now)
 
+    async def change_email(self, user_id: str, current: str, new_email: str) -> User:
+        """Move the account to ``new_email`` after checking the password (SECURITY.md P4);
+        ``Conflict`` if another account has the address."""
+        user = await self._store.get_user(user_id)
+        if user is None or not await self._hasher.verify(user.password_hash, current):
+            raise ReauthenticationFailed()
+        normalized = normalize_email(new_email)
+        if normalized != user.email:
+            try:
+                changed = await self._store.set_email(user.id, normalized)
+            except Conflict:
+                raise Conflict("That address cannot be used.") from None
+            if not changed:
+                raise NotAuthenticated("The account no longer exists.")
+        return replace(user, email=normalized)
+
     async def get(self, user_id: str) -> User | None:
         return await self._store.get_user(user_id)
+
+    async def find(self, email: str) -> User | None:
+        """The user with this address; None if there is none or it is not an address."""
+        try:
+            normalized = normalize_email(email)
+        except InvalidEmail:
+            return None
+        return await self._store.get_user_by_email(normalized)
 
     async def get_by_email(self, email: str) -> User | None:
         """``InvalidEmail`` if ``email`` is not an address at all."""

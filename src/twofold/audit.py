@@ -33,6 +33,8 @@ TOKEN_REVOKED: Final = "token_revoked"  # noqa: S105 - an event name
 CLIENT_ADDED: Final = "client_added"
 CLIENT_REMOVED: Final = "client_removed"
 USER_CREATED: Final = "user_created"
+EMAIL_CHANGED: Final = "email_changed"
+LOGIN_THROTTLED: Final = "login_throttled"
 
 KINDS: Final = frozenset(
     {
@@ -52,6 +54,8 @@ KINDS: Final = frozenset(
         CLIENT_ADDED,
         CLIENT_REMOVED,
         USER_CREATED,
+        EMAIL_CHANGED,
+        LOGIN_THROTTLED,
     }
 )
 

@@ -5,8 +5,9 @@ It knows nothing of HTTP; routes parse, call it, and map its errors to status co
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from twofold import audit
 from twofold.accounts import Accounts
@@ -15,6 +16,7 @@ from twofold.devices import Device, family_handle, from_family, from_session, pa
 from twofold.emails import normalize_email
 from twofold.errors import (
     AuthenticationFailed,
+    Conflict,
     InvalidGrant,
     NotAuthenticated,
     NotFound,
@@ -25,8 +27,10 @@ from twofold.refresh import IssuedRefresh, RefreshTokens, ReuseDetected
 from twofold.revocation import Revoker
 from twofold.sessions import IssuedSession, SessionManager, is_well_formed
 from twofold.store.records import SessionRecord, User
+from twofold.throttle import Attempt, LoginThrottle
 
 AuthMode = Literal["session", "jwt"]
+_T = TypeVar("_T")
 
 #: Seconds an old session id keeps working after its session was renewed at a privilege
 #: change, for the requests a browser had already sent with it.
@@ -58,6 +62,8 @@ class Origin:
 
     client_address: str | None = None
     user_agent: str | None = None
+    #: The known-device cookie, if the client sent one (``throttle.py``).
+    known_device: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +81,21 @@ class TokenLogin:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailChanged:
+    """The user under the new address, and the rotated session in session mode."""
+
+    user: User
+    session: IssuedSession | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PasswordChanged:
     """What the caller continues with: a rotated session, or a new token pair."""
 
     session: IssuedSession | None = None
     tokens: TokenLogin | None = None
+    #: The user under the new password (known-device cookies name the password epoch).
+    user: User | None = None
 
 
 class Authority:
@@ -91,7 +107,9 @@ class Authority:
         refresh: RefreshTokens,
         revoker: Revoker,
         audit_log: AuditLog,
+        throttle: LoginThrottle,
     ) -> None:
+        self.throttle = throttle
         self.accounts = accounts
         self.sessions = sessions
         self.tokens = tokens
@@ -110,21 +128,68 @@ class Authority:
     async def _authenticate(
         self, email: str, password: str, mode: AuthMode, origin: Origin
     ) -> User:
-        try:
-            user = await self.accounts.authenticate(email, password)
-        except AuthenticationFailed as exc:
-            await self.audit.record(
-                audit.LOGIN_FAILED,
-                user_id=exc.user_id,
-                client_address=origin.client_address,
-                mode=mode,
-                reason=exc.reason if exc.user_id else "unknown_account",
-            )
-            raise
+        """The user, or ``AuthenticationFailed``; ``Throttled`` (before any password work)
+        while the account, the address or the device must wait (P3)."""
+        # Read for every attempt, known account or not: the known-device cookie names the
+        # account by id (P2: unknown addresses cost the same read).
+        attempt = self.throttle.attempt(
+            email, origin.client_address, origin.known_device, await self.accounts.find(email)
+        )
+        async with self.throttle.turn(attempt):
+            try:
+                user = await self.accounts.authenticate(email, password)
+            except AuthenticationFailed as exc:
+                await self.audit.record(
+                    audit.LOGIN_FAILED,
+                    user_id=exc.user_id,
+                    client_address=origin.client_address,
+                    mode=mode,
+                    reason=exc.reason if exc.user_id else "unknown_account",
+                )
+                await self._count_failure(attempt, exc.user_id, origin)
+                raise
+            await self.throttle.succeeded(attempt)
         await self.audit.record(
             audit.LOGIN_SUCCEEDED, user_id=user.id, client_address=origin.client_address, mode=mode
         )
         return user
+
+    async def _count_failure(self, attempt: Attempt, user_id: str | None, origin: Origin) -> None:
+        for scope in await self.throttle.failed(attempt):
+            await self.audit.record(
+                audit.LOGIN_THROTTLED,
+                user_id=user_id,
+                client_address=origin.client_address,
+                scope=scope,
+            )
+
+    async def _reauthenticate(
+        self, principal: Principal, origin: Origin, change: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """Run ``change``, which checks the current password (P4), under the login
+        throttle: a stolen session must not become a way to guess the password. A refused
+        new address counts too: it tells whether an account has it (see ``change_email``)."""
+        user = await self.accounts.get(principal.user_id)
+        attempt = self.throttle.attempt(
+            user.email if user is not None else principal.email,
+            origin.client_address,
+            origin.known_device,
+            user,
+        )
+        async with self.throttle.turn(attempt):
+            try:
+                return await change()
+            except ReauthenticationFailed:
+                await self.audit.record(
+                    audit.REAUTHENTICATION_FAILED,
+                    user_id=principal.user_id,
+                    client_address=origin.client_address,
+                )
+                await self._count_failure(attempt, principal.user_id, origin)
+                raise
+            except Conflict:
+                await self._count_failure(attempt, principal.user_id, origin)
+                raise
 
     async def login_session(
         self, email: str, password: str, *, origin: Origin, replacing: str | None
@@ -301,20 +366,16 @@ class Authority:
         session or, in JWT mode, a new token pair."""
         # Access tokens are cut off before the new password is stored (a crash in between
         # leaves them cut off, and the old password for a retry) and again after it.
-        try:
-            user = await self.accounts.change_password(
+        user = await self._reauthenticate(
+            principal,
+            origin,
+            lambda: self.accounts.change_password(
                 principal.user_id,
                 current,
                 new,
                 before_storing=lambda: self.revoker.user(principal.user_id),
-            )
-        except ReauthenticationFailed:
-            await self.audit.record(
-                audit.REAUTHENTICATION_FAILED,
-                user_id=principal.user_id,
-                client_address=origin.client_address,
-            )
-            raise
+            ),
+        )
         await self.revoker.user(user.id)
         await self.refresh_tokens.end_all_for_user(user.id)
         await self.audit.record(
@@ -322,12 +383,47 @@ class Authority:
         )
         if session_id is None or principal.session is None:
             await self.sessions.end_all_for_user(user.id)
-            return PasswordChanged(tokens=await self._new_family(user, origin))
+            return PasswordChanged(tokens=await self._new_family(user, origin), user=user)
         await self.sessions.end_all_for_user(user.id, keep=session_id)
         rotated = await self.sessions.rotate(
             session_id, principal.session, password_changed_at=user.password_changed_at
         )
-        return PasswordChanged(session=rotated)
+        return PasswordChanged(session=rotated, user=user)
+
+    # -- e-mail address ------------------------------------------------------------------
+
+    async def change_email(
+        self,
+        principal: Principal,
+        current_password: str,
+        new_email: str,
+        *,
+        session_id: str | None,
+        origin: Origin,
+    ) -> EmailChanged:
+        """Move the account to ``new_email`` after asking for the password (P4).
+
+        An address another account has is refused (``Conflict``), which tells the caller
+        that the account exists: an exception to P2 that only a logged-in user who knows
+        the password can ask, counted by the login throttle and audited. (With e-mail
+        delivery the answer would always be "check your inbox".)
+
+        Access tokens name the old address, so the user's are cut off (every device
+        refreshes into tokens with the new one). In session mode the caller continues under
+        a new session id (S3: a new id at re-authentication)."""
+        user = await self._reauthenticate(
+            principal,
+            origin,
+            lambda: self.accounts.change_email(principal.user_id, current_password, new_email),
+        )
+        await self.revoker.user(user.id)
+        await self.audit.record(
+            audit.EMAIL_CHANGED, user_id=user.id, client_address=origin.client_address
+        )
+        if session_id is None or principal.session is None:
+            return EmailChanged(user=user)
+        rotated = await self.sessions.rotate(session_id, principal.session)
+        return EmailChanged(user=user, session=rotated)
 
     # -- devices -----------------------------------------------------------------------
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -52,6 +55,53 @@ class Settings(BaseSettings):
         "cookies Secure with the __Host- prefix.",
     )
     issuer: str | None = Field(default=None, description="JWT iss; defaults to the public URL.")
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="Serve HTTPS with this PEM certificate (chain); needs TLS_KEY_FILE.",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="The certificate's PEM private key."
+    )
+    tls_self_signed: bool = Field(
+        default=False,
+        description="Development only: serve HTTPS with a self-signed certificate for "
+        "localhost, made once under DATA_DIR/tls.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; from anyone else they are ignored.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) whose pages may call the API with "
+        "credentials (CORS). Empty: no cross-origin access.",
+    )
+    login_failures_per_account: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed logins for one account (from browsers it has not seen log in) "
+        "before each further attempt must wait; the wait doubles per failure.",
+    )
+    login_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Failed logins from one client address (IPv6: its /64) before the same.",
+    )
+    login_max_delay: float = Field(
+        default=900.0,
+        ge=1,
+        le=86_400,
+        description="The longest wait the login throttle imposes, in seconds.",
+    )
+    login_failure_memory: float = Field(
+        default=3600.0,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds after which a key's failed logins are forgotten if no new one came.",
+    )
     audience: str = Field(default="twofold", min_length=1)
     signing_algorithm: SigningAlgorithm = "ES256"
     access_token_lifetime: int = Field(default=300, ge=30, le=86_400)
@@ -124,7 +174,55 @@ class Settings(BaseSettings):
             raise ValueError("event_max_staleness must be at least twice event_poll_interval")
         if self.refresh_idle_timeout > self.refresh_absolute_lifetime:
             raise ValueError("refresh_idle_timeout must not exceed refresh_absolute_lifetime")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_self_signed and self.tls_cert_file is not None:
+            raise ValueError("tls_self_signed and tls_cert_file exclude each other")
+        if self.secure_cookies:
+            for origin in self.cors_origins:
+                host = urlsplit(origin).hostname
+                if origin.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+                    raise ValueError(
+                        f"cors_origins: {origin} is plain http: a network attacker could "
+                        "use it to call this https server with the user's credentials"
+                    )
         return self
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # From the environment a list is written "a, b" (a TOML file gives a real list).
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # Written in canonical form (a network with host bits set is narrowed to its
+        # network), since uvicorn silently treats anything it cannot parse as a name.
+        checked = []
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{entry!r} would trust every address: name the proxies")
+            single = network.num_addresses == 1 and "/" not in entry
+            checked.append(str(network.network_address) if single else str(network))
+            if isinstance(network, ipaddress.IPv4Network):
+                # A proxy reaching a dual-stack socket arrives as ::ffff:a.b.c.d.
+                mapped = ipaddress.ip_network(
+                    f"::ffff:{network.network_address}/{96 + network.prefixlen}"
+                )
+                checked.append(str(mapped.network_address) if single else str(mapped))
+        return checked
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return [check_origin(entry) for entry in value]
 
     @field_validator("public_url", "issuer")
     @classmethod
@@ -132,8 +230,16 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
     @property
+    def serves_tls(self) -> bool:
+        return self.tls_self_signed or self.tls_cert_file is not None
+
+    @property
     def effective_public_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        if self.public_url:
+            return self.public_url
+        scheme = "https" if self.serves_tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def effective_issuer(self) -> str:
@@ -162,6 +268,40 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML source reads model_config["toml_file"], set by load_settings.
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def normalize_origin(origin: str) -> str:
+    """Lower case, without the scheme's default port: the form browsers send."""
+    origin = origin.lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if origin.startswith(scheme) and origin.endswith(port):
+            return origin.removesuffix(port)
+    return origin
+
+
+def check_origin(value: str) -> str:
+    """A web origin as browsers send it: ``scheme://host[:port]``, nothing more.
+
+    ``*`` and ``null`` are refused: with credentials they would open the API to any page
+    (or to sandboxed and file pages, which all send ``null``)."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or value != value.strip()
+    ):
+        raise ValueError(f"{value!r} is not an origin (scheme://host[:port], no path)")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid port") from None
+    if parts.hostname.endswith(".") or not parts.hostname.isascii():
+        raise ValueError(f"{value!r}: write the host as browsers send it (punycode, no final dot)")
+    return normalize_origin(value)
 
 
 def prepare_data_dir(path: Path) -> None:

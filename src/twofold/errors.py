@@ -115,6 +115,18 @@ class Conflict(TwofoldError):
     default_detail = "The resource already exists."
 
 
+class Throttled(TwofoldError):
+    """Too many failed logins from this client or for this account (SECURITY.md P3); the
+    same answer whether or not the account exists."""
+
+    code = "too_many_attempts"
+    default_detail = "Too many failed attempts."
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(f"Too many failed attempts; try again in {self.retry_after} seconds.")
+
+
 class StoreUnavailable(TwofoldError):
     """The backing store cannot be reached; callers fail closed (SECURITY.md O3)."""
 

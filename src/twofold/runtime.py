@@ -30,6 +30,7 @@ from twofold.signing_keys import SigningKeys
 from twofold.store.base import Store
 from twofold.store.factory import store_from_url
 from twofold.store.migrate import upgrade
+from twofold.throttle import LoginThrottle, ThrottlePolicy
 
 log = logging.getLogger("twofold.runtime")
 
@@ -133,7 +134,20 @@ class Runtime:
                 hasher.close()
             await _close_stores(store, session_store)
             raise
-        authority = Authority(accounts, sessions, tokens, refresh, revoker, AuditLog(store, clock))
+        throttle = LoginThrottle(
+            store,
+            ThrottlePolicy(
+                per_account=settings.login_failures_per_account,
+                per_address=settings.login_failures_per_address,
+                max_delay=settings.login_max_delay,
+                memory=settings.login_failure_memory,
+            ),
+            clock,
+            master_key.derive("known-device"),
+        )
+        authority = Authority(
+            accounts, sessions, tokens, refresh, revoker, AuditLog(store, clock), throttle
+        )
 
         async def reload_keys() -> None:
             tokens.keyring = await keys.load()
@@ -183,6 +197,9 @@ class Runtime:
             lambda: self.session_store.purge_expired_sessions(now, PURGE_BATCH),
             lambda: self.store.purge_expired_families(now, PURGE_BATCH),
             lambda: self.authority.revoker.purge(PURGE_BATCH),
+            lambda: self.store.purge_stale_failures(
+                now - self.settings.login_failure_memory, PURGE_BATCH
+            ),
         )
         for purge in purges:
             # Batch after batch until one comes back short: each batch is one short

@@ -140,12 +140,13 @@ def test_password_hashing_queue_is_bounded(make_server: ServerFactory) -> None:
     """A flood of logins past the hash queue gets 503 busy with Retry-After instead of
     queueing without end."""
     live = make_server(hash_queue=1)
-    email = live.register()
     results: list[int] = []
 
     def login() -> None:
+        # One account each: attempts for one account take turns (the login throttle).
         with live.client() as client:
-            results.append(session_login(client, email, "wrong " + PASSWORD).status_code)
+            answer = session_login(client, live.new_email(), "wrong " + PASSWORD)
+            results.append(answer.status_code)
 
     threads = [threading.Thread(target=login) for _ in range(8)]
     for thread in threads:
@@ -185,8 +186,10 @@ def test_over_https_the_cookie_is_secure_with_host_prefix(https_server: LiveServ
         answer = session_login(client, email)
     assert answer.status_code == 200
     jar = SimpleCookie()
-    jar.load(answer.headers["set-cookie"])
+    for cookie in answer.headers.get_list("set-cookie"):
+        jar.load(cookie)
     morsel = jar["__Host-twofold_session"]
+    assert jar["__Host-twofold_device"]["secure"] is True
     assert morsel["secure"] is True
     assert morsel["path"] == "/"
     assert morsel["domain"] == ""

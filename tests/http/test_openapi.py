@@ -26,6 +26,7 @@ def test_openapi_covers_the_contract_routes() -> None:
         ("/auth/logout", "post"),
         ("/auth/me", "get"),
         ("/auth/password", "post"),
+        ("/auth/email", "post"),
         ("/.well-known/jwks.json", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),

@@ -371,7 +371,9 @@ def test_cookie_refresh_from_another_origin_is_forbidden(live: LiveServer) -> No
     """A cross-origin request carrying the cookie is 403 and does not spend the token."""
     login = jwt_login(live, live.register(), cookie=True)
     token = cookie_value(set_cookie(login))
-    for origin in ("https://evil.example", "null", live.url.replace("127.0.0.1", "localhost")):
+    # Another port of this machine is another origin (localhost:PORT is this server).
+    other_port = live.url.rsplit(":", 1)[0] + ":1"
+    for origin in ("https://evil.example", "null", other_port):
         answer = cookie_refresh(live, token, origin=origin)
         assert answer.status_code == 403, (origin, answer.text)
         assert answer.json()["error"] == "csrf_failed"

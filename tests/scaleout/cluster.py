@@ -116,6 +116,8 @@ def running_cluster(
         "database_url": database_url,
         "master_key_file": key_file,
         "public_url": f"https://127.0.0.1:{nginx_port}",
+        # nginx runs on this machine: its X-Forwarded-For names the client.
+        "trusted_proxies": "127.0.0.1",
         "session_cache_ttl": deployment.session_cache_ttl,
         # Without push an instance would read the stream only once a second (the poll
         # interval, and the heartbeat of a quarter of the staleness bound): propagation

@@ -124,11 +124,6 @@ async def test_a_dead_instance_is_skipped_and_catches_up_when_back(cluster: Clus
         assert (await agent.me(session, 2)).status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Twofold does not read X-Forwarded-For from a trusted proxy yet (uvicorn runs "
-    "with proxy_headers off): behind nginx it records the proxy's address (C12)",
-)
 async def test_client_address_behind_nginx_is_the_clients(cluster: Cluster) -> None:
     """The device list shows the address of the client, not of the proxy."""
     client_ip = "127.0.0.7"

@@ -183,6 +183,65 @@ async def test_set_roles_unknown_user_is_false(store: Store) -> None:
     assert await store.get_user("nobody") is None
 
 
+async def test_set_email_moves_the_address(store: Store) -> None:
+    """set_email: the user is found under the new address only, nothing else of theirs
+    changes, other users are untouched, and the old address is free for someone else."""
+    user, other = await add_user(store), await add_user(store, 1)
+    assert await store.set_email(user.id, "moved@example.test") is True
+    moved = dataclasses.replace(user, email="moved@example.test")
+    assert await store.get_user(user.id) == moved
+    assert await store.get_user_by_email("moved@example.test") == moved
+    assert await store.get_user_by_email(user.email) is None
+    assert await store.get_user_by_email(other.email) == other
+    newcomer = await add_user(store, 2, email=user.email)
+    assert await store.get_user_by_email(user.email) == newcomer
+
+
+async def test_set_email_to_another_users_address_conflicts(store: Store) -> None:
+    """Taking another user's address is a Conflict that changes neither user."""
+    user, other = await add_user(store), await add_user(store, 1)
+    with pytest.raises(Conflict):
+        await store.set_email(user.id, other.email)
+    assert await store.get_user(user.id) == user
+    assert await store.get_user_by_email(user.email) == user
+    assert await store.get_user(other.id) == other
+    assert await store.get_user_by_email(other.email) == other
+
+
+async def test_set_email_of_unknown_user_is_false(store: Store) -> None:
+    """set_email on an unknown id is False, creates nothing and claims no address."""
+    assert await store.set_email("nobody", "nobody@example.test") is False
+    assert await store.get_user("nobody") is None
+    assert await store.get_user_by_email("nobody@example.test") is None
+    await add_user(store, email="nobody@example.test")
+
+
+async def test_set_email_to_the_same_address_is_a_no_op(store: Store) -> None:
+    """Setting the address a user already has is True and changes nothing."""
+    user = await add_user(store)
+    assert await store.set_email(user.id, user.email) is True
+    assert await store.get_user(user.id) == user
+    assert await store.get_user_by_email(user.email) == user
+
+
+async def test_concurrent_moves_to_one_address_admit_one(store: Store) -> None:
+    """Racing set_email calls of several users to one address: exactly one wins; the
+    others get Conflict and keep their own address."""
+    users = [await add_user(store, n) for n in range(5)]
+    results = await asyncio.gather(
+        *(store.set_email(u.id, "race@example.test") for u in users), return_exceptions=True
+    )
+    assert sum(r is True for r in results) == 1
+    assert all(isinstance(r, Conflict) for r in results if r is not True)
+    winner = users[results.index(True)]
+    assert await store.get_user_by_email("race@example.test") == dataclasses.replace(
+        winner, email="race@example.test"
+    )
+    for user in users:
+        if user is not winner:
+            assert await store.get_user_by_email(user.email) == user
+
+
 # -- sessions ------------------------------------------------------------------------------
 
 
@@ -856,6 +915,103 @@ async def test_duplicate_client_name_or_id_conflicts(store: Store) -> None:
     with pytest.raises(Conflict, match="client"):
         await store.add_client(make_client(1, name="another"))
     assert await store.list_clients() == [first]
+
+
+# -- failed logins -------------------------------------------------------------------------
+
+FORGET = 900.0
+
+
+async def test_record_failure_counts_per_key(store: Store) -> None:
+    """Failures on one key count 1, 2, 3; another key counts on its own."""
+    counts = [await store.record_failure("account:user-0", T0 + n, FORGET) for n in range(3)]
+    assert counts == [1, 2, 3]
+    assert await store.record_failure("address:192.0.2.1", T0 + 3, FORGET) == 1
+    assert await store.record_failure("account:user-0", T0 + 4, FORGET) == 4
+
+
+async def test_record_failure_forgets_after_the_window(store: Store) -> None:
+    """A failure exactly forget_after after the previous one still counts on; one later
+    than that starts again at 1 (SECURITY.md P3: nobody is locked out for good)."""
+    key = "account:user-0"
+    assert await store.record_failure(key, T0, FORGET) == 1
+    assert await store.record_failure(key, T0 + FORGET, FORGET) == 2
+    later = T0 + 2 * FORGET + 0.001
+    assert await store.record_failure(key, later, FORGET) == 1
+    assert await store.record_failure(key, later + 1, FORGET) == 2
+    assert await store.get_failures([key], later + 1, FORGET) == {key: (2, later + 1)}
+
+
+async def test_get_failures_returns_requested_keys_in_the_window(store: Store) -> None:
+    """get_failures gives each requested key whose last failure is at or after
+    now - forget_after, with its exact count and time; stale, unknown and unrequested
+    keys are absent."""
+    now = T0 + 5000
+    await store.record_failure("fresh", now - 10.25, FORGET)
+    await store.record_failure("fresh", now - 0.125, FORGET)
+    await store.record_failure("edge", now - FORGET, FORGET)
+    await store.record_failure("stale", now - FORGET - 0.001, FORGET)
+    await store.record_failure("unrequested", now, FORGET)
+    got = await store.get_failures(["fresh", "edge", "stale", "unknown"], now, FORGET)
+    assert got == {"fresh": (2, now - 0.125), "edge": (1, now - FORGET)}
+    assert all(type(count) is int and type(at) is float for count, at in got.values())
+
+
+async def test_get_failures_of_no_keys_is_empty(store: Store) -> None:
+    """An empty list of keys gives {}."""
+    await store.record_failure("account:user-0", T0, FORGET)
+    assert await store.get_failures([], T0, FORGET) == {}
+
+
+async def test_get_failures_of_many_keys(store: Store) -> None:
+    """Thousands of keys in one call (more than SQLite's 999 bound variables of old)."""
+    keys = [f"address:198.51.100.{n}" for n in range(2000)]
+    await store.record_failure(keys[1234], T0, FORGET)
+    assert await store.get_failures(keys, T0, FORGET) == {keys[1234]: (1, T0)}
+
+
+async def test_clear_failures_forgets_one_key(store: Store) -> None:
+    """clear_failures drops the key's counter (its next failure counts 1) and no other;
+    clearing a key without failures is no error."""
+    await store.record_failure("a", T0, FORGET)
+    await store.record_failure("a", T0, FORGET)
+    await store.record_failure("b", T0, FORGET)
+    await store.clear_failures("a")
+    await store.clear_failures("never-failed")
+    assert await store.get_failures(["a", "b"], T0, FORGET) == {"b": (1, T0)}
+    assert await store.record_failure("a", T0 + 1, FORGET) == 1
+
+
+async def test_purge_stale_failures_deletes_only_stale_ones(store: Store) -> None:
+    """purge_stale_failures deletes counters whose last failure is before ``before``, at
+    most ``limit`` per call, and keeps the rest. A backend whose counters expire by
+    themselves (Redis) may report 0; stale counters are never read back either way."""
+    stale = [f"stale-{n}" for n in range(5)]
+    for n, key in enumerate(stale):
+        await store.record_failure(key, T0 + n, FORGET)
+    await store.record_failure("edge", T0 + 10, FORGET)
+    await store.record_failure("fresh", T0 + 20, FORGET)
+    before = T0 + 10
+    with pytest.raises(ValueError, match="negative"):
+        await store.purge_stale_failures(before, limit=-1)
+    deleted = [await store.purge_stale_failures(before, limit=2) for _ in range(4)]
+    assert deleted in ([2, 2, 1, 0], [0, 0, 0, 0])
+    keys = [*stale, "edge", "fresh"]
+    kept = {"edge": (1, T0 + 10), "fresh": (1, T0 + 20)}
+    assert await store.get_failures(keys, before + FORGET, FORGET) == kept
+    if deleted[0]:
+        # Gone for good: even a window reaching back to them finds nothing.
+        assert await store.get_failures(keys, T0 + 20, 10 * FORGET) == kept
+
+
+async def test_concurrent_failures_on_one_key_count_each_once(store: Store) -> None:
+    """50 concurrent record_failure calls on one fresh key return exactly 1..50: none is
+    lost or counted twice, so a burst of guesses cannot slip under a limit (P3)."""
+    counts = await asyncio.gather(
+        *(store.record_failure("account:burst", T0, FORGET) for _ in range(50))
+    )
+    assert sorted(counts) == list(range(1, 51))
+    assert await store.get_failures(["account:burst"], T0, FORGET) == {"account:burst": (50, T0)}
 
 
 # -- signing keys --------------------------------------------------------------------------

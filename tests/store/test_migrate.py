@@ -63,6 +63,7 @@ TABLES = {
     "revocations",
     "audit_events",
     "clients",
+    "login_failures",
 }
 
 
@@ -75,8 +76,8 @@ def schema(path: Path) -> list[tuple[str, str]]:
 
 
 def test_head_is_the_latest_revision() -> None:
-    """The packaged migrations have one head, 0003 (update when adding a revision)."""
-    assert head_revision() == "0003"
+    """The packaged migrations have one head, 0004 (update when adding a revision)."""
+    assert head_revision() == "0004"
 
 
 def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
@@ -93,6 +94,7 @@ def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
         "ix_sessions_last_seen_at",
         "ix_refresh_tokens_family_id",
         "ix_audit_events_user_id_seq",
+        "ix_login_failures_last_failure_at",
     } <= names
 
 
@@ -110,7 +112,7 @@ def test_upgrade_from_0001_keeps_users_and_sessions(tmp_path: Path) -> None:
     finally:
         conn.close()
     upgrade(sqlite_url(path))
-    assert current_revision(sqlite_url(path)) == "0003"
+    assert current_revision(sqlite_url(path)) == "0004"
     conn = sqlite3.connect(path)
     try:
         # Both gain the privilege epoch, 0 for rows from before it existed.
@@ -132,6 +134,17 @@ def test_downgrade_to_0001_restores_its_schema(tmp_path: Path) -> None:
     assert [row for row in schema(downgraded) if row[0] != "sqlite_sequence"] == schema(at_0001)
 
 
+def test_downgrade_to_0003_restores_its_schema(tmp_path: Path) -> None:
+    """Downgrading from head to 0003 leaves exactly the schema 0003 creates (0004 drops
+    its table and index, nothing else)."""
+    at_0003, downgraded = tmp_path / "a.db", tmp_path / "b.db"
+    upgrade(sqlite_url(at_0003), "0003")
+    upgrade(sqlite_url(downgraded))
+    command.downgrade(alembic_config(sqlite_url(downgraded)), "0003")
+    assert current_revision(sqlite_url(downgraded)) == "0003"
+    assert schema(downgraded) == schema(at_0003)
+
+
 def test_sequence_tables_use_autoincrement(tmp_path: Path) -> None:
     """revocations and audit_events never reuse a seq: SQLite AUTOINCREMENT is on."""
     path = tmp_path / "twofold.db"
@@ -140,6 +153,7 @@ def test_sequence_tables_use_autoincrement(tmp_path: Path) -> None:
     assert "seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl["revocations"]
     assert "seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl["audit_events"]
     assert "WITHOUT ROWID" in ddl["refresh_tokens"]
+    assert "WITHOUT ROWID" in ddl["login_failures"]
 
 
 def test_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
@@ -246,6 +260,10 @@ def test_migrations_render_for_postgresql() -> None:
     assert "seq BIGSERIAL NOT NULL" in ddl
     assert "AUTOINCREMENT" not in ddl
     assert "CONSTRAINT ck_revocations_kind CHECK" in ddl
+    assert "CREATE TABLE login_failures" in ddl
+    assert "key VARCHAR(128) NOT NULL" in ddl
+    assert "last_failure_at DOUBLE PRECISION NOT NULL" in ddl
+    assert "CREATE INDEX ix_login_failures_last_failure_at" in ddl
 
 
 def test_percent_in_url_survives_the_config(tmp_path: Path) -> None:
@@ -374,6 +392,9 @@ async def assert_intact_and_working(url: str, data: Release0002Data) -> None:
         assert appended.seq > max(r.seq for r in revocations)
         await store.add_user(make_user(3))
         assert len(await store.list_users()) == len(data.users) + 1
+        assert await store.set_email(data.users[0].id, "moved@example.test") is True
+        assert await store.record_failure("account:user-3", T0, 60) == 1
+        assert await store.record_failure("account:user-3", T0 + 1, 60) == 2
     finally:
         await store.close()
 
@@ -410,6 +431,35 @@ async def test_downgrade_to_0002_and_back(database_url: str) -> None:
         )
     upgrade(database_url)
     assert current_revision(database_url) == head_revision()
+    await assert_intact_and_working(database_url, data)
+
+
+def table_names(url: str) -> set[str]:
+    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+async def test_downgrade_to_0003_and_back(database_url: str) -> None:
+    """Head to 0003 drops the failure counters and nothing else; back at head the
+    counters start empty and every other table is intact and works."""
+    data = fill_0002(database_url)
+    upgrade(database_url)
+    store = store_from_url(database_url)
+    await store.open()
+    try:
+        assert await store.record_failure("account:user-1", T0, 60) == 1
+    finally:
+        await store.close()
+    command.downgrade(alembic_config(database_url), "0003")
+    assert current_revision(database_url) == "0003"
+    assert table_names(database_url) == TABLES - {"login_failures"}
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+    assert execute(database_url, "SELECT count(*) FROM login_failures") == [(0,)]
     await assert_intact_and_working(database_url, data)
 
 

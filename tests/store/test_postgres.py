@@ -345,7 +345,8 @@ async def test_one_round_trip_per_operation_and_none_at_checkout(
 ) -> None:
     """The pool sends nothing of its own at checkout or return (no check, no reset): a
     read is one round trip, and so is a revocation append with its lock and notice (one
-    pipeline, one implicit transaction)."""
+    pipeline, one implicit transaction), an e-mail change and each failure-counter
+    operation (a count asked for no key costs none)."""
     user = await add_user(store)
     record = make_session(user.id)
     await store.put_session(record)
@@ -360,6 +361,12 @@ async def test_one_round_trip_per_operation_and_none_at_checkout(
             for _ in range(10):
                 assert await one.get_session_and_user(record.id_hash) == (record, user)
             await one.append_revocation(make_revocation())
+            assert await one.set_email(user.id, "moved@example.test") is True
+            assert await one.record_failure("account:x", T0, 60) == 1
+            assert await one.get_failures(["account:x", "y"], T0, 60) == {"account:x": (1, T0)}
+            assert await one.get_failures([], T0, 60) == {}
+            await one.clear_failures("account:x")
+            assert await one.purge_stale_failures(T0) == 0
             async with one._connection() as conn:
                 conn.pgconn.untrace()
     finally:
@@ -369,7 +376,8 @@ async def test_one_round_trip_per_operation_and_none_at_checkout(
     sent = [flight for flight in flights(trace_path.read_text()) if flight != ["Parse", "Sync"]]
     protocol = {"Parse", "Describe", "Bind", "Execute", "Sync", "Flush"}
     assert all(set(flight) <= protocol and flight.count("Sync") == 1 for flight in sent)
-    assert [flight.count("Execute") for flight in sent] == [1] * 10 + [3]  # lock, INSERT, notify
+    # The append: lock, INSERT, notify. Then the e-mail and the four counter operations.
+    assert [flight.count("Execute") for flight in sent] == [1] * 10 + [3] + [1] * 5
 
 
 # -- the revocation stream's pushes --------------------------------------------------------

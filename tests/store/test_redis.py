@@ -17,7 +17,7 @@ from redis.asyncio import Redis as RawRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.services import Redis, free_port
-from twofold.errors import ConfigurationError, StoreUnavailable
+from twofold.errors import ConfigurationError, Conflict, StoreUnavailable
 from twofold.store.factory import store_from_url
 from twofold.store.redis_scripts import EXPIRY_MARGIN, session_key, token_key
 from twofold.store.redis_store import RedisStore
@@ -85,6 +85,7 @@ async def test_every_key_is_under_the_prefix(store: RedisStore, raw: RawRedis) -
     await store.append_audit(make_audit(user_id=user.id, actor_id="admin"))
     await store.add_client(make_client())
     await store.add_key(make_key("k1"))
+    await store.record_failure("account:user-0", T0, 900)
     keys = [key async for key in raw.scan_iter()]
     assert len(keys) > 20
     assert all(key.startswith(b"twofold:") for key in keys), keys
@@ -146,6 +147,51 @@ async def test_families_and_tokens_expire_together(store: RedisStore, raw: RawRe
     assert await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 99999) is True
     for key in [*keys, token_key(successor.hash)]:
         assert await raw.pexpiretime(key) == deadline_ms(T0 + 99999)
+
+
+async def test_failure_counters_expire_natively_after_their_window(
+    store: RedisStore, raw: RawRedis
+) -> None:
+    """A failure counter is a hash that Redis drops by itself once its window (plus the
+    margin) has passed, moved by every failure: there is nothing to purge, and
+    purge_stale_failures says so with 0."""
+    key = "twofold:login-failures:account:user-0"
+    lifetime_ms = (900 + EXPIRY_MARGIN) * 1000
+    assert await store.record_failure("account:user-0", T0, 900) == 1
+    # Relative to Redis's clock (PEXPIRE), not the instance's: a lagging clock on an
+    # instance cannot make a counter vanish early.
+    assert lifetime_ms - 5000 < await raw.pttl(key) <= lifetime_ms
+    assert await store.record_failure("account:user-0", T0 + 100.5, 900) == 2
+    assert lifetime_ms - 5000 < await raw.pttl(key) <= lifetime_ms
+    assert await raw.hgetall(key) == {
+        b"failures": b"2",
+        b"last_failure_at": repr(T0 + 100.5).encode(),
+    }
+    assert await store.purge_stale_failures(T0 + 10_000) == 0
+    await store.clear_failures("account:user-0")
+    assert await raw.exists(key) == 0
+
+
+async def test_get_failures_is_one_command(store: RedisStore, raw: RawRedis) -> None:
+    """get_failures costs one round trip whatever the number of keys: one EVALSHA."""
+    await store.record_failure("a", T0, 900)
+    await raw.config_resetstat()
+    assert await store.get_failures(["a", "b", "c"], T0, 900) == {"a": (1, T0)}
+    calls = {name: stat["calls"] for name, stat in (await raw.info("commandstats")).items()}
+    assert calls == {"cmdstat_config|resetstat": 1, "cmdstat_evalsha": 1, "cmdstat_hmget": 3}
+
+
+async def test_set_email_moves_the_index_entry(store: RedisStore, raw: RawRedis) -> None:
+    """set_email moves the user's entry in the e-mail index (the old one is deleted, not
+    left pointing at the user); a refused move leaves both users' entries alone."""
+    user, other = await add_user(store), await add_user(store, 1)
+    assert await store.set_email(user.id, "moved@example.test") is True
+    assert await raw.get("twofold:user-email:moved@example.test") == user.id.encode()
+    assert await raw.exists(f"twofold:user-email:{user.email}") == 0
+    with pytest.raises(Conflict):
+        await store.set_email(user.id, other.email)
+    assert await raw.get(f"twofold:user-email:{other.email}") == other.id.encode()
+    assert await raw.get("twofold:user-email:moved@example.test") == user.id.encode()
 
 
 # -- lazy cleanup of entries whose record vanished -----------------------------------------
@@ -282,6 +328,14 @@ async def test_unknown_key_state_is_refused(store: RedisStore) -> None:
     with pytest.raises(ValueError, match="state"):
         await store.set_key_state("k1", "lost", None)  # type: ignore[arg-type]
     assert [key.state for key in await store.list_keys()] == ["active"]
+
+
+async def test_malformed_failure_counter_fails_closed(store: RedisStore, raw: RawRedis) -> None:
+    """A corrupt counter raises StoreUnavailable instead of reading as no failures."""
+    await store.record_failure("account:user-0", T0, 900)
+    await raw.hset("twofold:login-failures:account:user-0", "failures", "many")
+    with pytest.raises(StoreUnavailable):
+        await store.get_failures(["account:user-0"], T0, 900)
 
 
 async def test_malformed_stored_roles_fail_closed(store: RedisStore, raw: RawRedis) -> None:

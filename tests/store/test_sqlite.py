@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,6 +157,30 @@ async def test_rotation_waits_for_a_foreign_write_lock(db_path: Path) -> None:
         assert await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 100) is True
     finally:
         await store.close()
+
+
+async def test_failures_counted_by_two_processes_are_each_counted_once(db_path: Path) -> None:
+    """Two stores on one file (two server processes, two writer connections) racing on
+    one key still count 1..n between them: the upsert and the read of its count are one
+    IMMEDIATE transaction, so no other writer comes in between, even when one store
+    dawdles before reading the count back."""
+
+    def dawdle(statement: str) -> None:
+        if statement.startswith("SELECT failures"):
+            time.sleep(0.01)
+
+    first, second = SQLiteStore(db_path), SQLiteStore(db_path)
+    await first.open()
+    await second.open()
+    try:
+        await first._write(lambda conn: conn.set_trace_callback(dawdle))
+        counts = await asyncio.gather(
+            *((first, second)[n % 2].record_failure("account:race", T0, 900) for n in range(40))
+        )
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(counts) == list(range(1, 41))
 
 
 async def test_unknown_revocation_kind_is_refused(store: SQLiteStore) -> None:

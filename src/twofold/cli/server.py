@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from twofold.cli.common import (
 from twofold.config import Settings, prepare_data_dir
 from twofold.errors import TwofoldError
 from twofold.runtime import Runtime
+from twofold.tls import tls_files
 
 
 def serve(
@@ -29,6 +31,17 @@ def serve(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     config: ConfigOption = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
+    tls_self_signed: Annotated[
+        bool | None,
+        typer.Option(
+            "--tls-self-signed",
+            help="Development: serve HTTPS with a self-signed certificate for localhost.",
+        ),
+    ] = None,
 ) -> None:
     """Run the server (defaults: 127.0.0.1:8000, SQLite and keys under ./twofold-data)."""
     import uvicorn
@@ -43,15 +56,25 @@ def serve(
         data_dir=data_dir,
         database_url=database_url,
         redis_url=redis_url,
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        tls_self_signed=tls_self_signed,
     )
     # Start the core once before the server does: a bad data directory, master key or
     # database URL is then a one-line error here, not a traceback from inside uvicorn.
     with_runtime(settings, _nothing)
+    try:
+        tls = tls_files(settings)
+    except TwofoldError as exc:
+        raise fail(exc) from None
     configure(settings.log_level, settings.log_format)
+    scheme = "https" if tls is not None else "http"
     console.print(
-        f"Twofold listening on [bold]http://{settings.host}:{settings.port}[/bold] "
+        f"Twofold listening on [bold]{scheme}://{settings.host}:{settings.port}[/bold] "
         f"(store: {_describe_store(settings)})"
     )
+    if settings.tls_self_signed:
+        console.print(f"Self-signed development certificate: {tls.cert if tls else ''}")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -59,7 +82,10 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        # The app reads forwarding headers itself, from trusted_proxies only.
         proxy_headers=False,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
     )
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from twofold import __version__
 from twofold.clock import Clock
 from twofold.config import Settings
-from twofold.http import errors, openapi
+from twofold.http import errors, openapi, pages
 from twofold.http.access_log import AccessLogMiddleware
 from twofold.http.body_limit import BodyLimitMiddleware
-from twofold.http.csrf import CsrfGuard
+from twofold.http.cors import CorsMiddleware
+from twofold.http.csrf import CsrfGuard, own_origins
 from twofold.http.deps import Web
-from twofold.http.routes import admin, auth, health, oauth, pages, wellknown
+from twofold.http.routes import admin, auth, health, oauth, wellknown
 from twofold.http.security_headers import SecurityHeadersMiddleware
 from twofold.http.session_renewal import SessionRenewalMiddleware
 from twofold.http.transport import CookiePolicy
@@ -31,13 +32,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, clock=clock)
-        public = urlsplit(settings.effective_public_url)
         app.state.web = Web(
             runtime=runtime,
             cookies=CookiePolicy(secure=settings.secure_cookies),
             csrf=CsrfGuard(
                 runtime.master_key.derive("csrf"),
-                frozenset({f"{public.scheme}://{public.netloc}"}),
+                # Origins allowed to call with credentials (CORS) may also change state.
+                own_origins(settings.effective_public_url) | frozenset(settings.cors_origins),
             ),
         )
         runtime.serve()
@@ -74,6 +75,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
     )
     app.add_middleware(SessionRenewalMiddleware)
+    app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
     app.add_middleware(AccessLogMiddleware)
+    if settings.trusted_proxies:
+        # Outermost, so the access log, the audit log and the throttle all see the client.
+        # uvicorn's middleware takes the right-most address that is not a trusted proxy.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

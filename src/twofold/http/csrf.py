@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from twofold.config import normalize_origin
 from twofold.errors import CsrfFailed
 
 HEADER = "x-csrf-token"
@@ -41,7 +42,8 @@ class CsrfGuard:
             raise CsrfFailed()
 
     def check_origin(self, request: Request) -> None:
-        """Origin (or, lacking it, Referer) must be this server or a trusted origin.
+        """Origin (or, lacking it, Referer) must be this server's public origin or a
+        trusted one; the request's own Host header is not trusted (a client chooses it).
 
         A request with neither comes from a non-browser client: the token still applies.
         """
@@ -50,12 +52,33 @@ class CsrfGuard:
             referer = request.headers.get("referer")
             if referer is None:
                 return
-            parts = urlsplit(referer)
-            origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._allowed(request):
+            origin = _referer_origin(referer)
+        if origin is None or normalize_origin(origin) not in self._trusted:
             raise CsrfFailed("The request comes from another origin.")
 
-    def _allowed(self, request: Request) -> frozenset[str]:
-        host = request.headers.get("host")
-        own = {f"{request.url.scheme}://{host}"} if host else set()
-        return self._trusted | own
+
+def _referer_origin(referer: str) -> str | None:
+    try:
+        parts = urlsplit(referer)
+    except ValueError:  # an unbalanced "[" in the host, say
+        return None
+    if not parts.scheme or not parts.netloc or "@" in parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def own_origins(public_url: str) -> frozenset[str]:
+    """The origins of this server's own pages: the public URL's, and when that names this
+    machine (development), its other loopback names at the same scheme and port, so that
+    http://localhost:8000 works as well as http://127.0.0.1:8000."""
+    parts = urlsplit(public_url)
+    own = normalize_origin(f"{parts.scheme}://{parts.netloc}")
+    host = (parts.hostname or "").lower()
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        return frozenset({own})
+    port = f":{parts.port}" if parts.port else ""
+    aliases = {normalize_origin(f"{parts.scheme}://{name}{port}") for name in LOOPBACK_NAMES}
+    return frozenset({own} | aliases)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from twofold.accounts import ROLE_ADMIN
 from twofold.authority import Origin, Principal
@@ -13,6 +14,7 @@ from twofold.http.csrf import HEADER, SAFE_METHODS, CsrfGuard
 from twofold.http.session_renewal import RENEWED_SESSION
 from twofold.http.transport import CookiePolicy, bearer_token, session_cookie
 from twofold.runtime import Runtime
+from twofold.store.records import User
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,18 @@ def client_address(request: Request) -> str | None:
 
 
 def origin(request: Request) -> Origin:
-    return Origin(client_address(request), request.headers.get("user-agent"))
+    return Origin(
+        client_address(request),
+        request.headers.get("user-agent"),
+        request.cookies.get(web(request).cookies.device_name),
+    )
+
+
+def remember_device(request: Request, response: Response, user: User) -> None:
+    """After a successful login: mark this browser as one that has proved ``user``, so its
+    future attempts are not slowed down by failures from elsewhere (``throttle.py``)."""
+    context = web(request)
+    context.cookies.set_device(response, context.runtime.authority.throttle.device_token(user))
 
 
 def require_json(request: Request) -> None:

@@ -1,4 +1,6 @@
-"""Every error becomes a JSON ``{"error": code, "detail": text}`` with the right status."""
+"""Every error becomes a JSON ``{"error": code, "detail": text}`` with the right status;
+a browser navigating to a page that fails gets a friendly HTML page instead, with the same
+status and headers (``twofold.http.pages.errors``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from twofold import errors
-from twofold.http.security_headers import API_HEADERS
+from twofold.http.pages.errors import PAGES, error_page, prefers_html
+from twofold.http.pages.forms import PageExit
+from twofold.http.security_headers import API_HEADERS, PAGE_CSP
 
 log = logging.getLogger("twofold.http")
 
@@ -29,6 +33,7 @@ STATUS: dict[type[errors.TwofoldError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Throttled: 429,
     errors.StoreUnavailable: 503,
     errors.Busy: 503,
     errors.ConfigurationError: 500,
@@ -65,6 +70,8 @@ async def render_error(request: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = www_authenticate(exc)
+    elif isinstance(exc, errors.Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
     elif status == 503:
         headers["Retry-After"] = "1" if isinstance(exc, errors.Busy) else "5"
         if isinstance(exc, errors.StoreUnavailable):
@@ -79,7 +86,16 @@ async def render_error(request: Request, exc: Exception) -> Response:
         exc, errors.InvalidToken | errors.InvalidGrant
     ):
         _clear_dead_session_cookie(request, response)
-    return response
+    # What a refusal or a throttle says is meant for the caller; other words stay generic.
+    return for_browser(request, response, detail if status in (403, 429) else None)
+
+
+def for_browser(request: Request, answer: Response, detail: str | None = None) -> Response:
+    """``answer`` as a friendly page, with its status and headers, when a browser navigated
+    here and the status has one; otherwise ``answer`` itself."""
+    if answer.status_code not in PAGES or not prefers_html(request):
+        return answer
+    return error_page(request, answer.status_code, detail=detail, headers=answer.raw_headers)
 
 
 def _clear_dead_session_cookie(request: Request, response: Response) -> None:
@@ -111,19 +127,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
         # JSON the parser gave up on (nested thousands deep): as bad as invalid JSON.
         code, detail = "invalid_json", "The request body is not valid JSON."
-    return error_response(exc.status_code, code, detail, exc.headers)
+    return for_browser(request, error_response(exc.status_code, code, detail, exc.headers))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     # This answer is sent by Starlette's outermost middleware, past our header middleware.
-    return error_response(
+    answer = error_response(
         500, "internal_error", "An unexpected error occurred.", headers=API_HEADERS
     )
+    if not prefers_html(request):
+        return answer
+    page = error_page(request, 500)
+    page.headers.update({**API_HEADERS, "content-security-policy": PAGE_CSP})
+    return page
+
+
+async def _page_exit(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageExit)
+    return exc.response
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.TwofoldError, render_error)
+    app.add_exception_handler(PageExit, _page_exit)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -105,6 +105,18 @@ class PasswordChangeOut(BaseModel):
     refresh_token: str | None = None
 
 
+class EmailChangeIn(Strict):
+    current_password: str = Password
+    email: str = Email
+
+
+class EmailChangeOut(BaseModel):
+    email: str = Field(description="The new address, normalised.")
+    csrf_token: str | None = Field(
+        default=None, description="The rotated session's new CSRF token (session mode)."
+    )
+
+
 class DeviceOut(BaseModel):
     id: str = Field(description="Handle for DELETE; not a credential.")
     kind: Literal["session", "token_family"]

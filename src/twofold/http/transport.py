@@ -12,6 +12,7 @@ from twofold.sessions import IssuedSession
 
 MAX_BEARER_LENGTH = 8192
 REFRESH_PATH = "/auth/refresh"
+DEVICE_COOKIE_LIFETIME = 365 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,23 @@ class CookiePolicy:
 
     def clear(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", secure=self.secure, httponly=True, samesite="lax")
+
+    @property
+    def device_name(self) -> str:
+        return "__Host-twofold_device" if self.secure else "twofold_device"
+
+    def set_device(self, response: Response, value: str) -> None:
+        """The known-device cookie (``throttle.py``): sent only with our own pages'
+        requests (SameSite=Strict), kept a year."""
+        response.set_cookie(
+            self.device_name,
+            value,
+            max_age=DEVICE_COOKIE_LIFETIME,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="strict",
+        )
 
     @property
     def refresh_name(self) -> str:

@@ -7,6 +7,7 @@ reached and ``twofold.errors.Conflict`` when a unique value is taken.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from twofold.store.records import (
@@ -45,6 +46,12 @@ class UserStore(Protocol):
 
     async def set_locked(self, user_id: str, locked: bool) -> bool:
         """Lock or unlock; False if there is no such user."""
+        ...
+
+    async def set_email(self, user_id: str, email: str) -> bool:
+        """Replace the (already normalised) e-mail address; ``Conflict`` if another user
+        has it, False if there is no such user. Afterwards ``get_user_by_email`` finds the
+        user under the new address only."""
         ...
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...], changed_at: float) -> bool:
@@ -252,6 +259,35 @@ class KeyStore(Protocol):
         ...
 
 
+class ThrottleStore(Protocol):
+    """Counters of failed logins (SECURITY.md P3), one per key (an account, a client
+    address or a known device; the keys are opaque strings of at most 128 ASCII
+    characters). A counter forgets: a failure more than ``forget_after`` seconds after the
+    previous one starts it again at 1."""
+
+    async def record_failure(self, key: str, now: float, forget_after: float) -> int:
+        """Count one failure at ``now`` and return the new count: 1 if the key has no
+        failure at or after ``now - forget_after``, else the previous count plus one. The
+        key's last failure becomes ``now``. Atomic: of n concurrent calls on one fresh key,
+        the returned counts are exactly 1..n."""
+        ...
+
+    async def get_failures(
+        self, keys: Sequence[str], now: float, forget_after: float
+    ) -> dict[str, tuple[int, float]]:
+        """``{key: (count, last_failure_at)}`` for each of ``keys`` whose last failure is at
+        or after ``now - forget_after``; other keys are absent. One round trip."""
+        ...
+
+    async def clear_failures(self, key: str) -> None:
+        """Forget the key's failures (a missing key is not an error)."""
+        ...
+
+    async def purge_stale_failures(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` counters whose last failure is before ``before``."""
+        ...
+
+
 class Store(
     UserStore,
     SessionStore,
@@ -260,6 +296,7 @@ class Store(
     AuditStore,
     ClientStore,
     KeyStore,
+    ThrottleStore,
     Protocol,
 ):
     """Everything a Twofold server keeps. ``open`` migrates nothing: run migrations first."""

@@ -252,6 +252,10 @@ class PostgresStore:
         params = (roles_json(roles), changed_at, user_id)
         return await self._execute(sql.SET_USER_ROLES, params) > 0
 
+    async def set_email(self, user_id: str, email: str) -> bool:
+        conflict = "A user with this e-mail address already exists."
+        return await self._execute(sql.SET_USER_EMAIL, (email, user_id), conflict) > 0
+
     # -- sessions ----------------------------------------------------------------------
 
     async def put_session(self, record: SessionRecord) -> None:
@@ -422,6 +426,31 @@ class PostgresStore:
     ) -> list[AuditEvent]:
         statement, params = audit_query(sql, before=before, limit=limit, user_id=user_id, kind=kind)
         return [audit_from_row(row) for row in await self._fetch_all(statement, params)]
+
+    # -- failed logins -----------------------------------------------------------------
+
+    async def record_failure(self, key: str, now: float, forget_after: float) -> int:
+        params = {"key": key, "now": now, "since": now - forget_after}
+        row = await self._fetch_one(sql.RECORD_FAILURE, params)
+        if row is None:
+            raise RuntimeError("the upsert returned no count")
+        failures: int = row[0]
+        return failures
+
+    async def get_failures(
+        self, keys: Sequence[str], now: float, forget_after: float
+    ) -> dict[str, tuple[int, float]]:
+        if not keys:
+            return {}
+        rows = await self._fetch_all(sql.GET_FAILURES, (list(keys), now - forget_after))
+        return {key: (failures, last) for key, failures, last in rows}
+
+    async def clear_failures(self, key: str) -> None:
+        await self._execute(sql.CLEAR_FAILURES, (key,))
+
+    async def purge_stale_failures(self, before: float, limit: int = 1000) -> int:
+        check_page(limit, 0)
+        return await self._execute(sql.PURGE_STALE_FAILURES, (before, limit))
 
     # -- clients -----------------------------------------------------------------------
 

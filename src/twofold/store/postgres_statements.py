@@ -43,6 +43,8 @@ FROM users ORDER BY created_at, id LIMIT %s OFFSET %s
 SET_USER_HASH = "UPDATE users SET password_hash = %s, password_changed_at = %s WHERE id = %s"
 REHASH_USER = "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
 SET_USER_LOCKED = "UPDATE users SET locked = %s WHERE id = %s"
+# uq_users_email refuses another user's address; the user's own is no change.
+SET_USER_EMAIL = "UPDATE users SET email = %s WHERE id = %s"
 # The epoch only moves forward, even for two changes in the same instant. Concurrent
 # changes of one user queue on its row lock, and each reads the epoch its predecessor left.
 SET_USER_ROLES = """
@@ -253,6 +255,31 @@ LIST_AUDIT_OF_USER_AND_KIND = """
 SELECT kind, at, user_id, actor_id, client_address, detail, seq
 FROM audit_events WHERE seq < %s AND (user_id = %s OR actor_id = %s) AND kind = %s
 ORDER BY seq DESC LIMIT %s
+"""
+
+# Count a failure and return the new count, in one statement. ON CONFLICT DO UPDATE gives
+# every call an insert or an update, never neither: racing calls on one key (a fresh one
+# too) wait for each other's row and each updates the row its predecessor committed, so n
+# racing failures return 1..n. A counter whose last failure is before the window
+# (%(since)s) starts again at 1.
+RECORD_FAILURE = """
+INSERT INTO login_failures (key, failures, last_failure_at) VALUES (%(key)s, 1, %(now)s)
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN login_failures.last_failure_at < %(since)s THEN 1
+                    ELSE login_failures.failures + 1 END,
+    last_failure_at = excluded.last_failure_at
+RETURNING failures
+"""
+# The keys as one array parameter: any number of them is one fixed statement.
+GET_FAILURES = """
+SELECT key, failures, last_failure_at FROM login_failures
+WHERE key = ANY(%s) AND last_failure_at >= %s
+"""
+CLEAR_FAILURES = "DELETE FROM login_failures WHERE key = %s"
+PURGE_STALE_FAILURES = """
+DELETE FROM login_failures WHERE key IN (
+    SELECT key FROM login_failures WHERE last_failure_at < %s LIMIT %s
+)
 """
 
 INSERT_CLIENT = "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (%s, %s, %s, %s)"

@@ -1,9 +1,10 @@
 """The records of ``store/base.py`` as the Redis store keeps them.
 
-Users, sessions, refresh families and tokens, clients and signing keys are hashes: times
-as Python's ``repr`` of the float (which round-trips exactly), flags as ``0``/``1``, roles
-as a JSON list, and None as no field at all. Revocations and audit events are compact JSON
-strings (see the key layout in ``redis_scripts.py``).
+Users, sessions, refresh families and tokens, clients, signing keys and failed-login
+counters are hashes: times as Python's ``repr`` of the float (which round-trips exactly),
+counts as decimal integers, flags as ``0``/``1``, roles as a JSON list, and None as no
+field at all. Revocations and audit events are compact JSON strings (see the key layout
+in ``redis_scripts.py``).
 
 Encoders check what a reader could not take back before anything is stored; decoders fail
 closed: a malformed record is ``StoreUnavailable``, never a partial grant.
@@ -274,6 +275,12 @@ def audit_from_entry(pair: tuple[bytes, bytes]) -> AuditEvent:
         event["detail"],
         int(seq),
     )
+
+
+def failures_from_pair(pair: tuple[bytes, bytes]) -> tuple[int, float]:
+    """A failed-login counter as HMGET of ``failures`` and ``last_failure_at`` gives it."""
+    failures, last_failure_at = pair
+    return int(failures), float(last_failure_at)
 
 
 # -- failing closed --------------------------------------------------------------------

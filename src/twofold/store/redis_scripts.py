@@ -33,6 +33,8 @@ below that knows the layout (all under ``twofold:``)::
     clients                   zset    created_at -> id
     signing-key:{kid}         hash    a signing key
     signing-keys              zset    created_at -> kid
+    login-failures:{key}      hash    failures, last_failure_at of a throttled key (an
+                                      account, an address...), expiring natively
 
 and the pub/sub channel ``twofold:revocations``. Index members of the global session and
 family sets carry the owner after a NUL (which sorts before any other byte, so ties still
@@ -79,6 +81,10 @@ def client_key(client_id: str) -> str:
 
 def signing_key_key(kid: str) -> str:
     return f"{PREFIX}signing-key:{kid}"
+
+
+def failures_key(key: str) -> str:
+    return f"{PREFIX}login-failures:{key}"
 
 
 USERS = PREFIX + "users"
@@ -141,6 +147,25 @@ local epoch = ARGV[3]
 local floor = tonumber(current) + 0.001
 if tonumber(epoch) < floor then epoch = string.format('%.17g', floor) end
 redis.call('HSET', key, 'roles', ARGV[2], 'roles_changed_at', epoch)
+return 1
+"""
+
+SET_EMAIL = r"""
+-- ARGV: user id, new e-mail. The user's field and the e-mail index move together:
+-- 'conflict' if another user has the address, 0 if there is no such user, else 1 (also
+-- when the address is the user's already). The old address is free afterwards.
+local id, email = ARGV[1], ARGV[2]
+local key = P .. 'user:' .. id
+local old = redis.call('HGET', key, 'email')
+if not old then return 0 end
+if old == email then return 1 end
+local owner = redis.call('GET', P .. 'user-email:' .. email)
+if owner and owner ~= id then return 'conflict' end
+redis.call('SET', P .. 'user-email:' .. email, id)
+if redis.call('GET', P .. 'user-email:' .. old) == id then
+  redis.call('DEL', P .. 'user-email:' .. old)
+end
+redis.call('HSET', key, 'email', email)
 return 1
 """
 
@@ -247,6 +272,36 @@ end
 return out
 """
 
+# -- failed logins -----------------------------------------------------------------------
+
+RECORD_FAILURE = r"""
+-- ARGV: key, now, since (now - forget_after), forget_after. Count one failure at now and
+-- return the new count: 1 unless the last one is at or after since. Redis drops the
+-- counter by itself once it is stale (plus the margin): nothing purges. The expiry is
+-- relative (PEXPIRE), so an instance whose clock lags Redis's cannot make it vanish.
+local key = P .. 'login-failures:' .. ARGV[1]
+local stored = redis.call('HMGET', key, 'failures', 'last_failure_at')
+local failures = 1
+if stored[2] and tonumber(stored[2]) >= tonumber(ARGV[3]) then
+  failures = tonumber(stored[1]) + 1
+end
+redis.call('HSET', key, 'failures', string.format('%d', failures), 'last_failure_at', ARGV[2])
+local lifetime_ms = math.ceil(tonumber(ARGV[4]) * 1000) + MARGIN_MS
+redis.call('PEXPIRE', key, string.format('%.0f', lifetime_ms))
+return failures
+"""
+
+GET_FAILURES = r"""
+-- ARGV: keys. Each one's {failures, last_failure_at}, both nil if it has none; the
+-- caller drops the stale ones (a counter may outlive its window by the margin).
+local out = {}
+for i = 1, #ARGV do
+  out[i] = redis.call('HMGET', P .. 'login-failures:' .. ARGV[i], 'failures',
+                      'last_failure_at')
+end
+return out
+"""
+
 # -- clients and signing keys ------------------------------------------------------------
 
 ADD_CLIENT = r"""
@@ -291,10 +346,13 @@ SCRIPTS = MappingProxyType(
             "update_existing": UPDATE_EXISTING,
             "rehash_password": REHASH_PASSWORD,
             "set_roles": SET_ROLES,
+            "set_email": SET_EMAIL,
             "list_index": LIST_INDEX,
             "append_revocation": APPEND_REVOCATION,
             "revocations_after": REVOCATIONS_AFTER,
             "purge_revocations": PURGE_REVOCATIONS,
+            "record_failure": RECORD_FAILURE,
+            "get_failures": GET_FAILURES,
             "append_audit": AUDIT_PRELUDE + APPEND_AUDIT,
             "list_audit": AUDIT_PRELUDE + LIST_AUDIT,
             "add_client": ADD_CLIENT,

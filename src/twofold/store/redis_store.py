@@ -43,6 +43,7 @@ from twofold.store.redis_records import (
     client_fields,
     client_from_fields,
     decoded,
+    failures_from_pair,
     family_fields,
     family_from_fields,
     flag,
@@ -70,6 +71,7 @@ _R = TypeVar("_R")
 _DELETE_BATCH = 500
 _CONFLICTS = {
     "add_user": "A user with this id or e-mail address already exists.",
+    "set_email": "A user with this e-mail address already exists.",
     "add_client": "A client with this id or name already exists.",
     "add_key": "A signing key with this kid already exists.",
 }
@@ -160,6 +162,12 @@ class RedisStore:
 
     async def set_roles(self, user_id: str, roles: tuple[str, ...], changed_at: float) -> bool:
         return bool(await self._eval("set_roles", user_id, roles_json(roles), num(changed_at)))
+
+    async def set_email(self, user_id: str, email: str) -> bool:
+        answer = await self._eval("set_email", user_id, email)
+        if answer == b"conflict":
+            raise Conflict(_CONFLICTS["set_email"])
+        return bool(answer)
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -326,6 +334,36 @@ class RedisStore:
         return [
             decoded(audit_from_entry, pair) for pair in zip(reply[::2], reply[1::2], strict=True)
         ]
+
+    # -- failed logins -----------------------------------------------------------------
+
+    async def record_failure(self, key: str, now: float, forget_after: float) -> int:
+        since = num(now - forget_after)
+        return int(await self._eval("record_failure", key, num(now), since, num(forget_after)))
+
+    async def get_failures(
+        self, keys: Sequence[str], now: float, forget_after: float
+    ) -> dict[str, tuple[int, float]]:
+        if not keys:
+            return {}
+        since = now - forget_after
+        found: dict[str, tuple[int, float]] = {}
+        for key, stored in zip(keys, await self._eval("get_failures", *keys), strict=True):
+            if stored == [None, None]:
+                continue
+            failures, last = decoded(failures_from_pair, stored)
+            if last >= since:
+                found[key] = (failures, last)
+        return found
+
+    async def clear_failures(self, key: str) -> None:
+        await self._call(self._redis().delete(lua.failures_key(key)))
+
+    async def purge_stale_failures(self, before: float, limit: int = 1000) -> int:
+        """Always 0: each counter carries a native expiry past its window (moved by every
+        failure), so Redis deletes the stale ones by itself and there is nothing to purge."""
+        check_page(limit, 0)
+        return 0
 
     # -- clients -----------------------------------------------------------------------
 

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from twofold.store import sqlite_statements as sql
@@ -64,6 +66,13 @@ class SQLiteStore(SQLiteConnection):
     async def set_roles(self, user_id: str, roles: tuple[str, ...], changed_at: float) -> bool:
         params = (sql.roles_json(roles), changed_at, user_id)
         return await self._execute(sql.SET_USER_ROLES, params) > 0
+
+    async def set_email(self, user_id: str, email: str) -> bool:
+        changed = await self._write(
+            lambda conn: conn.execute(sql.SET_USER_EMAIL, (email, user_id)).rowcount,
+            conflict="A user with this e-mail address already exists.",
+        )
+        return changed > 0
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -233,6 +242,35 @@ class SQLiteStore(SQLiteConnection):
     ) -> list[AuditEvent]:
         statement, params = audit_query(sql, before=before, limit=limit, user_id=user_id, kind=kind)
         return [sql.audit_from_row(row) for row in self._read_all(statement, params)]
+
+    # -- failed logins -----------------------------------------------------------------
+
+    async def record_failure(self, key: str, now: float, forget_after: float) -> int:
+        params = (key, now, now - forget_after)
+
+        def record(conn: sqlite3.Connection) -> int:
+            # One writer thread, and BEGIN IMMEDIATE keeps other processes out until
+            # COMMIT: the count read back is the one this failure made.
+            conn.execute(sql.RECORD_FAILURE, params)
+            failures: int = conn.execute(sql.READ_FAILURES, (key,)).fetchone()[0]
+            return failures
+
+        return await self._atomic(record)
+
+    async def get_failures(
+        self, keys: Sequence[str], now: float, forget_after: float
+    ) -> dict[str, tuple[int, float]]:
+        if not keys:
+            return {}
+        rows = self._read_all(sql.GET_FAILURES, (json.dumps(list(keys)), now - forget_after))
+        return {key: (failures, last) for key, failures, last in rows}
+
+    async def clear_failures(self, key: str) -> None:
+        await self._execute(sql.CLEAR_FAILURES, (key,))
+
+    async def purge_stale_failures(self, before: float, limit: int = 1000) -> int:
+        check_page(limit, 0)
+        return await self._execute(sql.PURGE_STALE_FAILURES, (before, limit))
 
     # -- clients -----------------------------------------------------------------------
 

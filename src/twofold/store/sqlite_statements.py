@@ -50,6 +50,8 @@ FROM users ORDER BY created_at, id LIMIT ? OFFSET ?
 SET_USER_HASH = "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?"
 REHASH_USER = "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?"
 SET_USER_LOCKED = "UPDATE users SET locked = ? WHERE id = ?"
+# uq_users_email refuses another user's address; the user's own is no change.
+SET_USER_EMAIL = "UPDATE users SET email = ? WHERE id = ?"
 # The epoch only moves forward, even for two changes in the same instant.
 SET_USER_ROLES = """
 UPDATE users SET roles = ?, roles_changed_at = MAX(?, roles_changed_at + 0.001) WHERE id = ?
@@ -213,6 +215,30 @@ LIST_AUDIT_OF_USER_AND_KIND = """
 SELECT kind, at, user_id, actor_id, client_address, detail, seq
 FROM audit_events WHERE seq < ? AND (user_id = ? OR actor_id = ?) AND kind = ?
 ORDER BY seq DESC LIMIT ?
+"""
+
+# Count a failure: a counter whose last failure is before the window ("since") starts
+# again at 1. The writer runs this and READ_FAILURES in one transaction rather than one
+# statement with RETURNING, which would need SQLite 3.35 (RHEL 9 and Debian 11 have 3.34).
+RECORD_FAILURE = """
+INSERT INTO login_failures (key, failures, last_failure_at) VALUES (?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN login_failures.last_failure_at < ? THEN 1
+                    ELSE login_failures.failures + 1 END,
+    last_failure_at = excluded.last_failure_at
+"""
+READ_FAILURES = "SELECT failures FROM login_failures WHERE key = ?"
+# The keys come as one JSON array, so any number of them is one fixed statement (no
+# placeholder list to build, no limit on bound variables); each is a primary-key lookup.
+GET_FAILURES = """
+SELECT key, failures, last_failure_at FROM login_failures
+WHERE key IN (SELECT value FROM json_each(?)) AND last_failure_at >= ?
+"""
+CLEAR_FAILURES = "DELETE FROM login_failures WHERE key = ?"
+PURGE_STALE_FAILURES = """
+DELETE FROM login_failures WHERE key IN (
+    SELECT key FROM login_failures WHERE last_failure_at < ? LIMIT ?
+)
 """
 
 INSERT_CLIENT = "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)"

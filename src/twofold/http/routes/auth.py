@@ -11,12 +11,14 @@ from starlette.responses import JSONResponse, Response
 from twofold.authority import TokenLogin
 from twofold.devices import session_handle
 from twofold.errors import InvalidGrant
-from twofold.http.deps import Web, authenticate, origin, require_json, web
+from twofold.http.deps import Web, authenticate, origin, remember_device, require_json, web
 from twofold.http.errors import render_error
 from twofold.http.render import device_out, rfc3339
 from twofold.http.schemas import (
     AuthInfo,
     DevicesOut,
+    EmailChangeIn,
+    EmailChangeOut,
     EndedOut,
     ErrorOut,
     LoginIn,
@@ -36,7 +38,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 JSON_BODY = [Depends(require_json)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 413, 415, 422, 503)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
@@ -69,7 +71,11 @@ async def login(body: LoginIn, request: Request) -> Response:
     authority = context.runtime.authority
     if body.mode == "jwt":
         issued = await authority.login_token(body.email, body.password, origin=origin(request))
-        return _token_response(context, issued, cookie=body.refresh_transport == "cookie")
+        browser = body.refresh_transport == "cookie"
+        response = _token_response(context, issued, cookie=browser)
+        if browser:  # an API client keeps no cookies: it gets none
+            remember_device(request, response, issued.user)
+        return response
     result = await authority.login_session(
         body.email,
         body.password,
@@ -84,6 +90,7 @@ async def login(body: LoginIn, request: Request) -> Response:
     )
     response = JSONResponse(payload.model_dump())
     context.cookies.set_session(response, result.session)
+    remember_device(request, response, result.user)
     return response
 
 
@@ -185,15 +192,45 @@ async def change_password(body: PasswordChangeIn, request: Request) -> Response:
         origin=origin(request),
     )
     if changed.session is not None:
-        response = JSONResponse(
+        response: Response = JSONResponse(
             PasswordChangeOut(csrf_token=context.csrf.token_for(changed.session.id)).model_dump(
                 exclude_none=True
             )
         )
         context.cookies.set_session(response, changed.session)
-        return response
-    assert changed.tokens is not None
-    return _token_response(context, changed.tokens, cookie=body.refresh_transport == "cookie")
+    else:
+        assert changed.tokens is not None
+        response = _token_response(
+            context, changed.tokens, cookie=body.refresh_transport == "cookie"
+        )
+    # The known-device cookie names the password epoch: this browser gets a new one.
+    assert changed.user is not None
+    remember_device(request, response, changed.user)
+    return response
+
+
+@router.post("/email", response_model=EmailChangeOut, responses=ERRORS, dependencies=JSON_BODY)
+async def change_email(body: EmailChangeIn, request: Request) -> Response:
+    """Change the e-mail address (the current password is asked for; 409 if another
+    account has the address). Access tokens name the address, so the user's are cut off:
+    clients refresh. A session continues under a new id, with a new CSRF token."""
+    context = web(request)
+    caller = await authenticate(request)
+    changed = await context.runtime.authority.change_email(
+        caller.principal,
+        body.current_password,
+        body.email,
+        session_id=caller.session_id,
+        origin=origin(request),
+    )
+    out = EmailChangeOut(email=changed.user.email)
+    if changed.session is not None:
+        out.csrf_token = context.csrf.token_for(changed.session.id)
+    response = JSONResponse(out.model_dump(exclude_none=True))
+    if changed.session is not None:
+        context.cookies.set_session(response, changed.session)
+    remember_device(request, response, changed.user)
+    return response
 
 
 @router.get("/sessions", response_model=DevicesOut, responses=ERRORS)
