@@ -39,10 +39,13 @@ class TwofoldProcess:
     settings: dict[str, object] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # HTTPS with the self-signed certificate `twofold serve --tls-self-signed` makes (and
+    # keeps) in the data directory, for localhost, 127.0.0.1 and ::1.
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def log(self) -> Path:
@@ -54,6 +57,7 @@ class TwofoldProcess:
             "argon2_profile": "owasp-minimum",
             "hash_workers": 1,
             "log_level": "warning",
+            **({"tls_self_signed": "true"} if self.tls else {}),
             **self.settings,
             "host": "127.0.0.1",
             "port": self.port,
@@ -77,7 +81,8 @@ class TwofoldProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"twofold serve exited: {self.log.read_text()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                # Plain HTTP: no TLS context (building one costs ~40 ms per poll).
+                # No certificate check: plain HTTP needs no TLS context (building one costs
+                # ~40 ms per poll), and the self-signed certificate would not pass one.
                 if httpx.get(f"{self.url}/healthz", timeout=1, verify=False).status_code == 200:  # noqa: S501
                     return self
             time.sleep(0.05)

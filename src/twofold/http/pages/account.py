@@ -104,17 +104,20 @@ async def logout_form(request: Request) -> Response:
     context = web(request)
     presented = session_cookie(request, context.cookies)
     response = see_other("/login")
-    if presented is not None:
-        try:
-            context.csrf.check(request, presented, await form_field(request, FORM_FIELD))
-        except CsrfFailed:
-            # A stale tab's form: back to the profile, whose fresh form works (or, if the
-            # session is gone, on to the login page). Nothing was ended.
-            return see_other("/")
-        who = await signed_in(request)
-        if who is not None:  # else it is already over
-            await context.runtime.authority.logout(
-                who.principal, session_id=who.session_id, origin=origin(request)
-            )
+    if presented is None:
+        # Nothing to end, and nothing to clear: a cross-site form (which the SameSite
+        # cookie does not come with) must not be able to delete the victim's cookie.
+        return response
+    try:
+        context.csrf.check(request, presented, await form_field(request, FORM_FIELD))
+    except CsrfFailed:
+        # A stale tab's form: back to the profile, whose fresh form works (or, if the
+        # session is gone, on to the login page). Nothing was ended.
+        return see_other("/")
+    who = await signed_in(request)
+    if who is not None:  # else it is already over
+        await context.runtime.authority.logout(
+            who.principal, session_id=who.session_id, origin=origin(request)
+        )
     context.cookies.clear(response, context.cookies.session_name)
     return response
