@@ -33,7 +33,9 @@ from .support import (
 ACTION_TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and every async test after it would fail to start its own.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     executable = require(
         "Chromium (/usr/bin/chromium)", str(CHROMIUM) if CHROMIUM.exists() else None
@@ -44,7 +46,7 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sites(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Site]]:
     """Both servers, started side by side (each start takes seconds), each with an admin
     made by ``twofold user add``. After the browser: without Chromium nothing starts."""
@@ -75,7 +77,7 @@ def site(request: pytest.FixtureRequest, sites: dict[str, Site]) -> Site:
     return sites[request.param]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hostile() -> Iterator[Hostile]:
     server = Hostile()
     yield server
