@@ -124,7 +124,8 @@ class Throttled(TwofoldError):
 
     def __init__(self, retry_after: int) -> None:
         self.retry_after = max(1, retry_after)
-        super().__init__(f"Too many failed attempts; try again in {self.retry_after} seconds.")
+        unit = "second" if self.retry_after == 1 else "seconds"
+        super().__init__(f"Too many failed attempts; try again in {self.retry_after} {unit}.")
 
 
 class StoreUnavailable(TwofoldError):

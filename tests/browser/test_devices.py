@@ -1,62 +1,78 @@
-"""Ending sessions from the devices page: the other browser is logged out on its very next
-request (SECURITY.md S7, S8)."""
+"""Ending sessions from the devices page: the other browsers are logged out on their very
+next request (SECURITY.md S7, S8)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from playwright.sync_api import Page
+
 from tests.conftest import PASSWORD
+from twofold.devices import session_handle
+from twofold.sessions import hash_session_id
 
 from .conftest import TwoBrowsers
-from .support import Site, assert_on_login, path_of, shot, submit
+from .support import Site, assert_on_login, path_of, shot, sign_in, submit
 
 
-def test_revoking_a_device_logs_that_browser_out(two_browsers: TwoBrowsers) -> None:
-    """Two browsers of one user; the first revokes the second's session on /devices; the
-    second lands on the login page at its next request, the first stays."""
+def test_revoke_one_device_then_all_others(
+    two_browsers: TwoBrowsers, http_site: Site, new_page: Callable[..., Page]
+) -> None:
+    """Three browsers and an app (a token family) of one user. The first revokes the
+    second's session on /devices: the second lands on the login page at its next request.
+    Then "Log out all other devices" ends the third browser's session and the app's token
+    family, not the first's own session."""
     here, elsewhere, email = two_browsers.here, two_browsers.elsewhere, two_browsers.email
-    here.goto("/devices")
-    rows = here.locator("tbody tr")
-    assert rows.count() == 2
-    other = rows.filter(has_not_text="This device")
-    assert other.count() == 1
-    assert "Browser session" in other.inner_text()
-    shot(here, "devices")
-
-    revoked = submit(here, other.get_by_role("button", name="Revoke"))
-    assert revoked.status == 200
-    assert path_of(here).startswith("/devices?done=")
-    assert here.get_by_role("status").is_visible()
-    assert here.locator("tbody tr").count() == 1
-    shot(here, "devices-revoked")
-
-    elsewhere.reload()
-    assert_on_login(elsewhere, email)
-    here.goto("/")
-    assert email in here.content()
-
-
-def test_log_out_all_other_devices(two_browsers: TwoBrowsers, http_site: Site) -> None:
-    """ "Log out all other devices" ends the other browser's session and an app's token
-    family (listed as "Token family"), not this browser's session."""
-    here, elsewhere, email = two_browsers.here, two_browsers.elsewhere, two_browsers.email
+    third = new_page(http_site)
+    sign_in(third, http_site, email)
+    third.goto("/")
     with http_site.client() as app:
         tokens = app.post(
             "/auth/login", json={"email": email, "password": PASSWORD, "mode": "jwt"}
         ).json()
+
     here.goto("/devices")
-    kinds = here.locator("tbody tr").all_inner_texts()
-    assert len(kinds) == 3
-    assert sum("Token family" in row for row in kinds) == 1
-    assert sum("Browser session" in row for row in kinds) == 2
+    rows = here.locator("tbody tr").all_inner_texts()
+    assert len(rows) == 4, rows
+    assert sum("Browser session" in row for row in rows) == 3
+    assert sum("Token family" in row for row in rows) == 1
+    assert sum("This device" in row for row in rows) == 1
+    shot(here, "devices-four")
+
+    # The second browser's row: the one whose form names its session (by the hash of the
+    # id in its cookie).
+    cookie = next(
+        c["value"]
+        for c in elsewhere.context.cookies()
+        if c["name"] == http_site.cookie_name("twofold_session")
+    )
+    handle = session_handle(hash_session_id(cookie))
+    second = here.locator("tbody tr").filter(
+        has=here.locator(f"form[action='/devices/{handle}/revoke']")
+    )
+    assert second.count() == 1
+    assert "Browser session" in second.inner_text()
+    revoked = submit(here, second.get_by_role("button", name="Revoke"))
+    assert revoked.status == 200
+    assert path_of(here).startswith("/devices?done=")
+    assert here.get_by_role("status").is_visible()
+    assert here.locator("tbody tr").count() == 3
+    shot(here, "devices-revoked")
+
+    elsewhere.reload()
+    assert_on_login(elsewhere, email)
+    third.reload()
+    assert email in third.content()
 
     done = submit(here, here.get_by_role("button", name="Log out all other devices"))
     assert done.status == 200
     assert path_of(here).startswith("/devices?done=")
-    rows = here.locator("tbody tr")
-    assert rows.count() == 1
-    assert "This device" in rows.inner_text()
+    rows = here.locator("tbody tr").all_inner_texts()
+    assert len(rows) == 1
+    assert "This device" in rows[0]
 
-    elsewhere.goto("/devices")
-    assert_on_login(elsewhere, email)
+    third.goto("/devices")
+    assert_on_login(third, email)
     with http_site.client() as app:
         refreshed = app.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 401

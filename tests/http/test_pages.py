@@ -351,7 +351,7 @@ def test_a_throttled_page_login_says_how_long_to_wait(make_server: ServerFactory
         refused = page_login(server, client, email)
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "1"
-    assert "Too many failed attempts; try again in 1 seconds." in refused.text
+    assert "Too many failed attempts; try again in 1 second." in refused.text
     assert 'role="alert"' in refused.text
     assert "twofold_session" not in refused.headers.get("set-cookie", "")
 

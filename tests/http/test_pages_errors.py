@@ -121,7 +121,7 @@ def test_a_throttled_browser_gets_a_429_page_keeping_retry_after(
         api = client.post("/auth/login", json=body)
     assert_html_error(page, 429, "Too many attempts")
     assert page.headers["retry-after"] == "1"
-    assert "try again in 1 seconds" in page.text
+    assert "try again in 1 second" in page.text
     assert api.status_code == 429
     assert api.headers["retry-after"] == "1"
     assert api.json()["error"] == "too_many_attempts"

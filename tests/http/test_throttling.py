@@ -140,7 +140,7 @@ def test_a_known_device_cookie_is_bound_to_its_account(server: LiveServer) -> No
     """Another account's device cookie, or a forged one, exempts nothing."""
     email, other = server.register(), server.register()
     with server.client() as client:
-        assert login(client, other, PASSWORD).status_code == 200
+        assert login(client, other, PASSWORD, mode="session").status_code == 200
         device = client.cookies["twofold_device"]
     fail(server, email, FREE)
     for cookie in (device, "forged.value", device.split(".")[0] + ".AAAA"):
@@ -252,12 +252,12 @@ def test_failing_from_one_address_does_not_hold_the_owner_off_elsewhere(
 def test_a_password_change_retires_old_device_cookies(server: LiveServer) -> None:
     email = server.register()
     with server.client() as client:
-        pair = login(client, email, PASSWORD).json()
+        csrf = login(client, email, PASSWORD, mode="session").json()["csrf_token"]
         old_device = client.cookies["twofold_device"]
         changed = client.post(
             "/auth/password",
             json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
-            headers=bearer(pair["access_token"]),
+            headers={"X-CSRF-Token": csrf},
         )
         assert changed.status_code == 200
         new_device = client.cookies["twofold_device"]
