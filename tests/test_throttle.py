@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from twofold.clock import FrozenClock
-from twofold.errors import Throttled
+from twofold.errors import Busy, Throttled
 from twofold.store.records import User
 from twofold.store.sqlite import SQLiteStore
 from twofold.throttle import LoginThrottle, ThrottlePolicy
@@ -124,4 +124,27 @@ async def test_attempts_for_one_account_take_turns(throttle: LoginThrottle) -> N
     await asyncio.gather(*(guess() for _ in range(10)))
     assert outcomes.count("checked") == 2
     assert outcomes.count("throttled") == 8
+    assert throttle._turns == {}
+
+
+async def test_a_stuck_turn_answers_busy_instead_of_queueing(
+    throttle: LoginThrottle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an outage a turn can hang on the store; the next attempt is told to come
+    back (503 busy) after TURN_WAIT instead of waiting behind it."""
+    monkeypatch.setattr("twofold.throttle.TURN_WAIT", 0.05)
+    attempt = throttle.attempt("ada@example.com", "192.0.2.9", None, None)
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        async with throttle.turn(attempt):
+            await release.wait()
+
+    holder = asyncio.create_task(stuck())
+    await asyncio.sleep(0.01)
+    with pytest.raises(Busy):
+        async with throttle.turn(attempt):
+            pass
+    release.set()
+    await holder
     assert throttle._turns == {}

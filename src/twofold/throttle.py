@@ -43,12 +43,14 @@ from typing import Literal
 
 from twofold.clock import Clock
 from twofold.emails import normalize_email
-from twofold.errors import InvalidEmail, Throttled
+from twofold.errors import Busy, InvalidEmail, Throttled
 from twofold.store.base import ThrottleStore
 from twofold.store.records import User
 
 Scope = Literal["account", "address", "device"]
 MAX_DEVICE_TOKEN = 128
+#: Seconds an attempt waits for its account's turn before it is answered 503 busy.
+TURN_WAIT = 2.0
 
 
 #: The account-wide counter, across all addresses, allows this many times the per-account
@@ -147,9 +149,18 @@ class LoginThrottle:
         turn = self._turns.setdefault(attempt.account, _Turn())
         turn.users += 1
         try:
-            async with turn.lock:
+            try:
+                # A turn takes one password check; a long queue means the store or the
+                # hasher is stuck (an outage): answer at once rather than queue behind it.
+                async with asyncio.timeout(TURN_WAIT):
+                    await turn.lock.acquire()
+            except TimeoutError:
+                raise Busy("Another login to this account is in progress.") from None
+            try:
                 await self._check(attempt)
                 yield
+            finally:
+                turn.lock.release()
         finally:
             turn.users -= 1
             if turn.users == 0:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -87,9 +86,13 @@ def test_registering_a_taken_address_takes_as_long(live: LiveServer) -> None:
             client.post("/auth/register", json={"email": email, "password": PASSWORD})
             return time.perf_counter() - started
 
-    new = statistics.median(timed(live.new_email()) for _ in range(5))
-    again = statistics.median(timed(taken) for _ in range(5))
-    assert again > 0.5 * new, (again, new)
+    # Interleaved, so both see the same load; the fastest of each is its own cost (the
+    # machine is shared: a slow sample says more about neighbours than about the code).
+    news, agains = [], []
+    for _ in range(7):
+        news.append(timed(live.new_email()))
+        agains.append(timed(taken))
+    assert min(agains) > 0.5 * min(news), (agains, news)
 
 
 def test_store_outage_answers_503_without_driver_text(
