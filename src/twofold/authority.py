@@ -92,10 +92,10 @@ class EmailChanged:
 class PasswordChanged:
     """What the caller continues with: a rotated session, or a new token pair."""
 
+    #: The user under the new password (known-device cookies name the password epoch).
+    user: User
     session: IssuedSession | None = None
     tokens: TokenLogin | None = None
-    #: The user under the new password (known-device cookies name the password epoch).
-    user: User | None = None
 
 
 class Authority:

@@ -39,6 +39,22 @@ def logs_in(live: LiveServer, email: str, password: str) -> bool:
 # -- password --------------------------------------------------------------------------
 
 
+def test_changing_the_password_renews_the_known_device_cookie(live: LiveServer) -> None:
+    """The known-device cookie names the password epoch, so the old one dies with the
+    change; the browser that made it gets a new one, as over the API."""
+    email = live.register()
+    with signed_in(live, email) as client:
+        answer = submit(
+            client,
+            "/account/password",
+            "/account/password",
+            current_password=PASSWORD,
+            new_password=NEW_PASSWORD,
+        )
+        assert answer.status_code == 303
+        assert any(c.startswith("twofold_device=") for c in answer.headers.get_list("set-cookie"))
+
+
 def test_changing_the_password_rotates_the_session(live: LiveServer) -> None:
     """Success: 303 to the profile with a new session cookie; the old cookie and every
     other device are logged out; the new password works, the old does not."""

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from twofold.authority import EmailChanged, PasswordChanged
 from twofold.errors import (
     Conflict,
     CsrfFailed,
@@ -15,7 +16,7 @@ from twofold.errors import (
     ReauthenticationFailed,
     Throttled,
 )
-from twofold.http.deps import origin, web
+from twofold.http.deps import origin, remember_device, web
 from twofold.http.pages.forms import (
     FORM_EXPIRED,
     SignedIn,
@@ -25,7 +26,6 @@ from twofold.http.pages.forms import (
     require_signed_in,
     see_other,
 )
-from twofold.sessions import IssuedSession
 
 router = APIRouter()
 
@@ -37,16 +37,17 @@ async def _change(
     who: SignedIn,
     template: str,
     done: str,
-    change: Callable[[], Awaitable[IssuedSession | None]],
+    change: Callable[[], Awaitable[PasswordChanged | EmailChanged]],
     **context: str,
 ) -> Response:
-    """Check the form, make the change and continue under the rotated session; a failure
-    re-renders the form with what went wrong."""
+    """Check the form, make the change and continue under the rotated session (and a new
+    known-device cookie: it names the password epoch); a failure re-renders the form
+    with what went wrong."""
     status: int
     headers: dict[str, str] | None = None
     try:
         await check_form(request, who)
-        rotated = await change()
+        changed = await change()
     except CsrfFailed:
         status, error = 403, FORM_EXPIRED
     except ReauthenticationFailed as exc:
@@ -60,8 +61,9 @@ async def _change(
         status, error = 409, ADDRESS_TAKEN
     else:
         response = see_other(f"/?changed={done}")
-        if rotated is not None:
-            web(request).cookies.set_session(response, rotated)
+        if changed.session is not None:
+            web(request).cookies.set_session(response, changed.session)
+        remember_device(request, response, changed.user)
         return response
     return page(request, who, template, status, headers, active="account", error=error, **context)
 
@@ -76,15 +78,14 @@ async def password_page(request: Request) -> Response:
 async def password_form(request: Request) -> Response:
     who = await require_signed_in(request)
 
-    async def change() -> IssuedSession | None:
-        changed = await web(request).runtime.authority.change_password(
+    async def change() -> PasswordChanged:
+        return await web(request).runtime.authority.change_password(
             who.principal,
             await form_field(request, "current_password"),
             await form_field(request, "new_password"),
             session_id=who.session_id,
             origin=origin(request),
         )
-        return changed.session
 
     return await _change(request, who, "password.html", "password", change)
 
@@ -100,14 +101,13 @@ async def email_form(request: Request) -> Response:
     who = await require_signed_in(request)
     email = await form_field(request, "email")
 
-    async def change() -> IssuedSession | None:
-        changed = await web(request).runtime.authority.change_email(
+    async def change() -> EmailChanged:
+        return await web(request).runtime.authority.change_email(
             who.principal,
             await form_field(request, "current_password"),
             email,
             session_id=who.session_id,
             origin=origin(request),
         )
-        return changed.session
 
     return await _change(request, who, "email.html", "email", change, email=email)

@@ -204,7 +204,6 @@ async def change_password(body: PasswordChangeIn, request: Request) -> Response:
             context, changed.tokens, cookie=body.refresh_transport == "cookie"
         )
     # The known-device cookie names the password epoch: this browser gets a new one.
-    assert changed.user is not None
     remember_device(request, response, changed.user)
     return response
 
