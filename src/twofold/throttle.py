@@ -43,13 +43,13 @@ from typing import Literal
 
 from twofold.clock import Clock
 from twofold.emails import normalize_email
-from twofold.errors import Busy, InvalidEmail, Throttled
+from twofold.errors import InvalidEmail, Throttled
 from twofold.store.base import ThrottleStore
 from twofold.store.records import User
 
 Scope = Literal["account", "address", "device"]
 MAX_DEVICE_TOKEN = 128
-#: Seconds an attempt waits for its account's turn before it is answered 503 busy.
+#: Seconds an attempt waits for its account's turn before it is judged without it.
 TURN_WAIT = 2.0
 
 
@@ -149,18 +149,22 @@ class LoginThrottle:
         turn = self._turns.setdefault(attempt.account, _Turn())
         turn.users += 1
         try:
+            acquired = False
             try:
-                # A turn takes one password check; a long queue means the store or the
-                # hasher is stuck (an outage): answer at once rather than queue behind it.
                 async with asyncio.timeout(TURN_WAIT):
                     await turn.lock.acquire()
+                    acquired = True
             except TimeoutError:
-                raise Busy("Another login to this account is in progress.") from None
+                # A turn takes one password check; one held this long is stuck on the
+                # store (an outage). Judge this attempt on its own rather than queue
+                # behind it: its own store call then fails or succeeds by itself.
+                pass
             try:
                 await self._check(attempt)
                 yield
             finally:
-                turn.lock.release()
+                if acquired:
+                    turn.lock.release()
         finally:
             turn.users -= 1
             if turn.users == 0:
