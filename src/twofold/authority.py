@@ -130,11 +130,10 @@ class Authority:
     ) -> User:
         """The user, or ``AuthenticationFailed``; ``Throttled`` (before any password work)
         while the account, the address or the device must wait (P3)."""
-        # Read for every attempt, known account or not: the known-device cookie names the
-        # account by id (P2: unknown addresses cost the same read).
-        attempt = self.throttle.attempt(
-            email, origin.client_address, origin.known_device, await self.accounts.find(email)
-        )
+        # The known-device cookie names the account by id: read it only when one came
+        # (then for known and unknown addresses alike, P2); API clients send none.
+        known = await self.accounts.find(email) if origin.known_device else None
+        attempt = self.throttle.attempt(email, origin.client_address, origin.known_device, known)
         async with self.throttle.turn(attempt):
             try:
                 user = await self.accounts.authenticate(email, password)

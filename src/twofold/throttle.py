@@ -149,6 +149,11 @@ class LoginThrottle:
         turn = self._turns.setdefault(attempt.account, _Turn())
         turn.users += 1
         try:
+            if turn.lock.locked():
+                # Another attempt holds the turn: be judged by the store now as well, so an
+                # attempt that is throttled already, or whose store is down, is answered at
+                # once rather than after the queue.
+                await self._check(attempt)
             acquired = False
             try:
                 async with asyncio.timeout(TURN_WAIT):
