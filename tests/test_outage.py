@@ -83,9 +83,10 @@ ISSUER = "http://twofold.outage.test"
 TEMPLATE = "outage_template"
 PRE = 0.6  # load before each outage: the baseline
 REDIS_HOLD = STALENESS + 1.5  # token routes fail closed, then stay refused a while
-# Past the PostgreSQL store's 5 s wait for a pooled connection, so that requests that need
-# PostgreSQL are seen to get their 503 while it is still down.
-POSTGRES_HOLD = 6.5
+# Past the PostgreSQL store's 5 s wait for a pooled connection, plus the 1 s a login may
+# wait for its account's turn (throttle.TURN_WAIT), so that requests that need PostgreSQL
+# are seen to get their 503 while it is still down.
+POSTGRES_HOLD = 7.5
 RECOVERY_LIMIT = 15.0  # how long the experiment waits for service to resume
 RECOVERY_BOUND = 5.0  # how long it may take
 POST = 0.5  # load after recovery

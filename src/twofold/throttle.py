@@ -50,7 +50,7 @@ from twofold.store.records import User
 Scope = Literal["account", "address", "device"]
 MAX_DEVICE_TOKEN = 128
 #: Seconds an attempt waits for its account's turn before it is judged without it.
-TURN_WAIT = 2.0
+TURN_WAIT = 1.0
 
 
 #: The account-wide counter, across all addresses, allows this many times the per-account
