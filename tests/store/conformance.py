@@ -20,6 +20,7 @@ from twofold.store.base import Store
 from .factories import (
     T0,
     add_family,
+    add_scoped_token,
     add_user,
     make_audit,
     make_client,
@@ -27,6 +28,7 @@ from .factories import (
     make_key,
     make_refresh_token,
     make_revocation,
+    make_scoped_token,
     make_session,
     make_user,
     new_id_hash,
@@ -1012,6 +1014,148 @@ async def test_concurrent_failures_on_one_key_count_each_once(store: Store) -> N
     )
     assert sorted(counts) == list(range(1, 51))
     assert await store.get_failures(["account:burst"], T0, FORGET) == {"account:burst": (50, T0)}
+
+
+# -- scoped tokens -------------------------------------------------------------------------
+
+
+async def test_scoped_token_round_trip_is_exact(store: Store) -> None:
+    """A scoped token comes back equal: scopes in their order, no last use, exact times."""
+    user = await add_user(store)
+    record = make_scoped_token(
+        user.id,
+        name="Backup app ünïcode",
+        scopes=("write", "read", "reports:export"),
+        secret_hash=b"\x00" + new_id_hash()[1:],
+        password_changed_at=T0 + 0.125,
+        created_at=T0 + 1.000001,
+        expires_at=T0 + 7776000.5,
+    )
+    await store.add_scoped_token(record)
+    fetched = await store.get_scoped_token(record.id)
+    assert fetched == record
+    assert fetched is not None
+    assert fetched.scopes == ("write", "read", "reports:export")
+    assert fetched.last_used_at is None
+
+
+async def test_unknown_scoped_token_is_none(store: Store) -> None:
+    """An unknown id gives None, not an error."""
+    user = await add_user(store)
+    await add_scoped_token(store, user.id)
+    assert await store.get_scoped_token("tfs_nobody") is None
+
+
+async def test_list_scoped_tokens_only_theirs_unexpired_newest_first(store: Store) -> None:
+    """list_scoped_tokens gives the user's tokens whose expiry is after now (at now counts
+    as expired), newest created first, ties by id descending; expired ones can still be
+    read one by one."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    now = T0 + 1000
+    live = [await add_scoped_token(store, alice.id, n, expires_at=now + n) for n in (5, 1, 9, 3)]
+    # Equal creation times: the order falls back to the id (same length, lower case, so
+    # every collation agrees).
+    tied = [await add_scoped_token(store, alice.id, 4, id=f"tfs_tied_{letter}") for letter in "bca"]
+    expired = [
+        await add_scoped_token(store, alice.id, 20, expires_at=now),
+        await add_scoped_token(store, alice.id, 21, expires_at=now - 0.001),
+    ]
+    await add_scoped_token(store, bob.id, 30)
+    listed = await store.list_scoped_tokens(alice.id, now)
+    assert listed == sorted([*live, *tied], key=lambda r: (r.created_at, r.id), reverse=True)
+    assert [r.id for r in listed if r.created_at == T0 + 4] == [
+        "tfs_tied_c",
+        "tfs_tied_b",
+        "tfs_tied_a",
+    ]
+    for record in expired:
+        assert await store.get_scoped_token(record.id) == record
+    assert await store.list_scoped_tokens(alice.id, T0 + 10**9) == []
+    assert await store.list_scoped_tokens("nobody", now) == []
+
+
+async def test_touch_scoped_token_sets_last_used_at(store: Store) -> None:
+    """touch_scoped_token sets last_used_at and nothing else; an unknown id is a no-op
+    that creates nothing."""
+    user = await add_user(store)
+    record = await add_scoped_token(store, user.id)
+    other = await add_scoped_token(store, user.id, 1)
+    await store.touch_scoped_token(record.id, T0 + 60.5)
+    assert await store.get_scoped_token(record.id) == dataclasses.replace(
+        record, last_used_at=T0 + 60.5
+    )
+    await store.touch_scoped_token(record.id, T0 + 120.25)
+    assert await store.get_scoped_token(record.id) == dataclasses.replace(
+        record, last_used_at=T0 + 120.25
+    )
+    assert await store.get_scoped_token(other.id) == other
+    await store.touch_scoped_token("tfs_nobody", T0)
+    assert await store.get_scoped_token("tfs_nobody") is None
+
+
+async def test_delete_scoped_token_of_another_user_deletes_nothing(store: Store) -> None:
+    """With an owner given, a token of another user is not deleted (False); its owner
+    deletes it once (True, then False)."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    record = await add_scoped_token(store, alice.id)
+    assert await store.delete_scoped_token(record.id, bob.id) is False
+    assert await store.delete_scoped_token(record.id, "nobody") is False
+    assert await store.get_scoped_token(record.id) == record
+    assert await store.list_scoped_tokens(alice.id, T0) == [record]
+    assert await store.delete_scoped_token(record.id, alice.id) is True
+    assert await store.get_scoped_token(record.id) is None
+    assert await store.delete_scoped_token(record.id, alice.id) is False
+
+
+async def test_delete_scoped_token_without_owner(store: Store) -> None:
+    """Without an owner, delete_scoped_token deletes the token whoever owns it, once, and
+    no other token."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    record = await add_scoped_token(store, alice.id)
+    kept = await add_scoped_token(store, alice.id, 1)
+    theirs = await add_scoped_token(store, bob.id)
+    assert await store.delete_scoped_token(record.id) is True
+    assert await store.get_scoped_token(record.id) is None
+    assert await store.delete_scoped_token(record.id) is False
+    assert await store.delete_scoped_token("tfs_nobody") is False
+    assert await store.list_scoped_tokens(alice.id, T0) == [kept]
+    assert await store.get_scoped_token(theirs.id) == theirs
+
+
+async def test_delete_user_scoped_tokens_returns_exactly_their_ids(store: Store) -> None:
+    """delete_user_scoped_tokens deletes every token of the user, expired ones too, and
+    returns exactly their ids (sorted); other users' tokens stay."""
+    alice, bob = await add_user(store, 1), await add_user(store, 2)
+    mine = [await add_scoped_token(store, alice.id, n) for n in range(3)]
+    mine.append(await add_scoped_token(store, alice.id, 3, expires_at=T0 - 1))
+    theirs = await add_scoped_token(store, bob.id)
+    assert await store.delete_user_scoped_tokens(alice.id) == sorted(r.id for r in mine)
+    for record in mine:
+        assert await store.get_scoped_token(record.id) is None
+    assert await store.list_scoped_tokens(alice.id, T0 - 10) == []
+    assert await store.delete_user_scoped_tokens(alice.id) == []
+    assert await store.delete_user_scoped_tokens("nobody") == []
+    assert await store.get_scoped_token(theirs.id) == theirs
+
+
+async def test_purge_expired_scoped_tokens_is_bounded(store: Store) -> None:
+    """purge deletes tokens whose expiry is at or before now, at most ``limit`` per
+    call, and keeps the live ones."""
+    user = await add_user(store)
+    now = T0 + 1000
+    expired = [await add_scoped_token(store, user.id, n, expires_at=now - n) for n in range(5)]
+    live = await add_scoped_token(store, user.id, 9, expires_at=now + 0.001)
+    with pytest.raises(ValueError, match="negative"):
+        await store.purge_expired_scoped_tokens(now, limit=-1)
+    assert await store.purge_expired_scoped_tokens(now, limit=2) == 2
+    left = [r for r in expired if await store.get_scoped_token(r.id) is not None]
+    assert len(left) == 3
+    assert await store.purge_expired_scoped_tokens(now) == 3
+    assert await store.purge_expired_scoped_tokens(now) == 0
+    for record in expired:
+        assert await store.get_scoped_token(record.id) is None
+    assert await store.get_scoped_token(live.id) == live
+    assert await store.list_scoped_tokens(user.id, now) == [live]
 
 
 # -- signing keys --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -114,3 +115,25 @@ def make_client(n: int = 0, **changes: Any) -> Client:
         created_at=T0 + n,
     )
     return dataclasses.replace(client, **changes)
+
+
+def make_scoped_token(user_id: str, n: int = 0, **changes: Any) -> ScopedTokenRecord:
+    record = ScopedTokenRecord(
+        id=f"tfs_{secrets.token_urlsafe(16)}",
+        user_id=user_id,
+        name=f"App {n}",
+        scopes=("read", "write"),
+        secret_hash=hashlib.sha256(secrets.token_bytes(32)).digest(),
+        password_changed_at=T0,
+        created_at=T0 + n,
+        expires_at=T0 + 90 * 86400,
+    )
+    return dataclasses.replace(record, **changes)
+
+
+async def add_scoped_token(
+    store: Store, user_id: str, n: int = 0, **changes: Any
+) -> ScopedTokenRecord:
+    record = make_scoped_token(user_id, n, **changes)
+    await store.add_scoped_token(record)
+    return record

@@ -49,6 +49,7 @@ from .factories import (
     make_key,
     make_refresh_token,
     make_revocation,
+    make_scoped_token,
     make_session,
     make_user,
 )
@@ -64,6 +65,7 @@ TABLES = {
     "audit_events",
     "clients",
     "login_failures",
+    "scoped_tokens",
 }
 
 
@@ -76,8 +78,8 @@ def schema(path: Path) -> list[tuple[str, str]]:
 
 
 def test_head_is_the_latest_revision() -> None:
-    """The packaged migrations have one head, 0004 (update when adding a revision)."""
-    assert head_revision() == "0004"
+    """The packaged migrations have one head, 0005 (update when adding a revision)."""
+    assert head_revision() == "0005"
 
 
 def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
@@ -95,6 +97,8 @@ def test_upgrade_creates_the_schema_at_head(tmp_path: Path) -> None:
         "ix_refresh_tokens_family_id",
         "ix_audit_events_user_id_seq",
         "ix_login_failures_last_failure_at",
+        "ix_scoped_tokens_user_id",
+        "ix_scoped_tokens_expires_at",
     } <= names
 
 
@@ -112,7 +116,7 @@ def test_upgrade_from_0001_keeps_users_and_sessions(tmp_path: Path) -> None:
     finally:
         conn.close()
     upgrade(sqlite_url(path))
-    assert current_revision(sqlite_url(path)) == "0004"
+    assert current_revision(sqlite_url(path)) == "0005"
     conn = sqlite3.connect(path)
     try:
         # Both gain the privilege epoch, 0 for rows from before it existed.
@@ -145,6 +149,17 @@ def test_downgrade_to_0003_restores_its_schema(tmp_path: Path) -> None:
     assert schema(downgraded) == schema(at_0003)
 
 
+def test_downgrade_to_0004_restores_its_schema(tmp_path: Path) -> None:
+    """Downgrading from head to 0004 leaves exactly the schema 0004 creates (0005 drops
+    its table and indexes, nothing else)."""
+    at_0004, downgraded = tmp_path / "a.db", tmp_path / "b.db"
+    upgrade(sqlite_url(at_0004), "0004")
+    upgrade(sqlite_url(downgraded))
+    command.downgrade(alembic_config(sqlite_url(downgraded)), "0004")
+    assert current_revision(sqlite_url(downgraded)) == "0004"
+    assert schema(downgraded) == schema(at_0004)
+
+
 def test_sequence_tables_use_autoincrement(tmp_path: Path) -> None:
     """revocations and audit_events never reuse a seq: SQLite AUTOINCREMENT is on."""
     path = tmp_path / "twofold.db"
@@ -154,6 +169,7 @@ def test_sequence_tables_use_autoincrement(tmp_path: Path) -> None:
     assert "seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl["audit_events"]
     assert "WITHOUT ROWID" in ddl["refresh_tokens"]
     assert "WITHOUT ROWID" in ddl["login_failures"]
+    assert "WITHOUT ROWID" in ddl["scoped_tokens"]
 
 
 def test_upgrade_twice_is_a_no_op(tmp_path: Path) -> None:
@@ -264,6 +280,11 @@ def test_migrations_render_for_postgresql() -> None:
     assert "key VARCHAR(128) NOT NULL" in ddl
     assert "last_failure_at DOUBLE PRECISION NOT NULL" in ddl
     assert "CREATE INDEX ix_login_failures_last_failure_at" in ddl
+    assert "CREATE TABLE scoped_tokens" in ddl
+    assert "secret_hash BYTEA NOT NULL" in ddl
+    assert "last_used_at DOUBLE PRECISION," in ddl
+    assert "CREATE INDEX ix_scoped_tokens_user_id" in ddl
+    assert "CREATE INDEX ix_scoped_tokens_expires_at" in ddl
 
 
 def test_percent_in_url_survives_the_config(tmp_path: Path) -> None:
@@ -395,6 +416,9 @@ async def assert_intact_and_working(url: str, data: Release0002Data) -> None:
         assert await store.set_email(data.users[0].id, "moved@example.test") is True
         assert await store.record_failure("account:user-3", T0, 60) == 1
         assert await store.record_failure("account:user-3", T0 + 1, 60) == 2
+        scoped = make_scoped_token(data.users[1].id)
+        await store.add_scoped_token(scoped)
+        assert await store.list_scoped_tokens(data.users[1].id, T0) == [scoped]
     finally:
         await store.close()
 
@@ -456,11 +480,57 @@ async def test_downgrade_to_0003_and_back(database_url: str) -> None:
         await store.close()
     command.downgrade(alembic_config(database_url), "0003")
     assert current_revision(database_url) == "0003"
-    assert table_names(database_url) == TABLES - {"login_failures"}
+    assert table_names(database_url) == TABLES - {"login_failures", "scoped_tokens"}
     upgrade(database_url)
     assert current_revision(database_url) == head_revision()
     assert execute(database_url, "SELECT count(*) FROM login_failures") == [(0,)]
     await assert_intact_and_working(database_url, data)
+
+
+async def test_downgrade_to_0004_and_back(database_url: str) -> None:
+    """Head to 0004 drops the scoped tokens and nothing else; back at head the table
+    starts empty and every other table is intact and works."""
+    data = fill_0002(database_url)
+    upgrade(database_url)
+    store = store_from_url(database_url)
+    await store.open()
+    try:
+        await store.add_scoped_token(make_scoped_token(data.users[0].id))
+        assert await store.record_failure("account:user-1", T0, 60) == 1
+    finally:
+        await store.close()
+    command.downgrade(alembic_config(database_url), "0004")
+    assert current_revision(database_url) == "0004"
+    assert table_names(database_url) == TABLES - {"scoped_tokens"}
+    assert execute(database_url, "SELECT count(*) FROM login_failures") == [(1,)]
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+    assert execute(database_url, "SELECT count(*) FROM scoped_tokens") == [(0,)]
+    await assert_intact_and_working(database_url, data)
+
+
+def test_scoped_tokens_go_with_their_user(database_url: str) -> None:
+    """0005's table cascades from users, as sessions and families do, and is indexed
+    by owner and by expiry, on both backends."""
+    upgrade(database_url)
+    engine = sa.create_engine(sqlalchemy_url(database_url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            [foreign_key] = inspector.get_foreign_keys("scoped_tokens")
+            indexes = {
+                index["name"]: index["column_names"]
+                for index in inspector.get_indexes("scoped_tokens")
+            }
+    finally:
+        engine.dispose()
+    assert foreign_key["referred_table"] == "users"
+    assert foreign_key["constrained_columns"] == ["user_id"]
+    assert foreign_key["options"].get("ondelete") == "CASCADE"
+    assert indexes == {
+        "ix_scoped_tokens_user_id": ["user_id"],
+        "ix_scoped_tokens_expires_at": ["expires_at"],
+    }
 
 
 async def test_revocation_seq_high_water_mark_survives_0003(database_url: str) -> None:

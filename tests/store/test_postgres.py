@@ -26,10 +26,12 @@ from .conformance import *  # noqa: F403
 from .factories import (
     T0,
     add_family,
+    add_scoped_token,
     add_user,
     make_family,
     make_refresh_token,
     make_revocation,
+    make_scoped_token,
     make_session,
 )
 
@@ -140,6 +142,27 @@ async def test_deleting_a_user_cascades_to_sessions_families_and_tokens(
     assert await store.get_refresh_token(kept_first.hash) == kept_first
 
 
+async def test_deleting_a_user_cascades_to_scoped_tokens(store: PostgresStore, pg_url: str) -> None:
+    """Scoped tokens go with their user; other users' tokens stay."""
+    user, other = await add_user(store), await add_user(store, 1)
+    mine = [await add_scoped_token(store, user.id, n) for n in range(2)]
+    kept = await add_scoped_token(store, other.id)
+    with raw(pg_url) as conn:
+        conn.execute("DELETE FROM users WHERE id = %s", (user.id,))
+    for record in mine:
+        assert await store.get_scoped_token(record.id) is None
+    assert await store.list_scoped_tokens(user.id, T0) == []
+    assert await store.get_scoped_token(kept.id) == kept
+
+
+async def test_scoped_token_of_unknown_user_is_refused(store: PostgresStore) -> None:
+    """A scoped token must belong to an existing user; that is a bug, not a Conflict."""
+    record = make_scoped_token("ghost")
+    with pytest.raises(pg_errors.ForeignKeyViolation):
+        await store.add_scoped_token(record)
+    assert await store.get_scoped_token(record.id) is None
+
+
 async def test_failed_rotation_rolls_back_the_spend(store: PostgresStore) -> None:
     """If the successor cannot be stored, the old token stays unspent (one statement)."""
     user = await add_user(store)
@@ -184,6 +207,18 @@ async def test_malformed_stored_roles_fail_closed(store: PostgresStore, pg_url: 
         conn.execute("UPDATE users SET roles = '{\"admin\": true}' WHERE id = %s", (user.id,))
     with pytest.raises(StoreUnavailable):
         await store.get_user(user.id)
+
+
+async def test_malformed_stored_scopes_fail_closed(store: PostgresStore, pg_url: str) -> None:
+    """A corrupt scopes column raises StoreUnavailable instead of granting anything."""
+    user = await add_user(store)
+    record = await add_scoped_token(store, user.id)
+    with raw(pg_url) as conn:
+        conn.execute("UPDATE scoped_tokens SET scopes = '[1]' WHERE id = %s", (record.id,))
+    with pytest.raises(StoreUnavailable):
+        await store.get_scoped_token(record.id)
+    with pytest.raises(StoreUnavailable):
+        await store.list_scoped_tokens(user.id, T0)
 
 
 async def test_concurrent_role_changes_all_move_the_epoch(store: PostgresStore) -> None:

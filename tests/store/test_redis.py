@@ -19,13 +19,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from tests.services import Redis, free_port
 from twofold.errors import ConfigurationError, Conflict, StoreUnavailable
 from twofold.store.factory import store_from_url
-from twofold.store.redis_scripts import EXPIRY_MARGIN, session_key, token_key
+from twofold.store.redis_scripts import (
+    EXPIRY_MARGIN,
+    scoped_token_key,
+    session_key,
+    token_key,
+)
 from twofold.store.redis_store import RedisStore
 
 from .conformance import *  # noqa: F403
 from .factories import (
     T0,
     add_family,
+    add_scoped_token,
     add_user,
     make_audit,
     make_client,
@@ -33,6 +39,7 @@ from .factories import (
     make_key,
     make_refresh_token,
     make_revocation,
+    make_scoped_token,
     make_session,
     new_id_hash,
 )
@@ -86,6 +93,7 @@ async def test_every_key_is_under_the_prefix(store: RedisStore, raw: RawRedis) -
     await store.add_client(make_client())
     await store.add_key(make_key("k1"))
     await store.record_failure("account:user-0", T0, 900)
+    await add_scoped_token(store, user.id)
     keys = [key async for key in raw.scan_iter()]
     assert len(keys) > 20
     assert all(key.startswith(b"twofold:") for key in keys), keys
@@ -172,6 +180,19 @@ async def test_failure_counters_expire_natively_after_their_window(
     assert await raw.exists(key) == 0
 
 
+async def test_scoped_tokens_expire_natively_after_their_expiry(
+    store: RedisStore, raw: RawRedis
+) -> None:
+    """A scoped token carries a Redis expiry at its expiry plus the margin, which a touch
+    leaves alone: an expired token goes without any purge."""
+    user = await add_user(store)
+    record = await add_scoped_token(store, user.id, expires_at=T0 + 1000.5)
+    key = scoped_token_key(record.id)
+    assert await raw.pexpiretime(key) == deadline_ms(T0 + 1000.5)
+    await store.touch_scoped_token(record.id, T0 + 10)
+    assert await raw.pexpiretime(key) == deadline_ms(T0 + 1000.5)
+
+
 async def test_get_failures_is_one_command(store: RedisStore, raw: RawRedis) -> None:
     """get_failures costs one round trip whatever the number of keys: one EVALSHA."""
     await store.record_failure("a", T0, 900)
@@ -245,6 +266,28 @@ async def test_vanished_family_is_unlinked_when_read(store: RedisStore, raw: Raw
     assert await store.delete_user_families(user.id) == [kept.id]
 
 
+async def test_vanished_scoped_token_is_unlinked(store: RedisStore, raw: RawRedis) -> None:
+    """A scoped token Redis dropped by itself is never listed nor counted as deleted, and
+    its index entries go when the owner's tokens are listed or the expired ones purged."""
+    user = await add_user(store)
+    kept = await add_scoped_token(store, user.id, 1)
+    gone = await add_scoped_token(store, user.id, 2)
+    await raw.delete(scoped_token_key(gone.id))
+    assert await store.list_scoped_tokens(user.id, T0) == [kept]
+    for index in ("scoped-tokens:ends", f"user-scoped-tokens:{user.id}"):
+        assert await raw.zcard(f"twofold:{index}") == 1
+    expired = await add_scoped_token(store, user.id, 3, expires_at=T0 + 5)
+    await raw.delete(scoped_token_key(expired.id))
+    assert await store.purge_expired_scoped_tokens(T0 + 10) == 0
+    for index in ("scoped-tokens:ends", f"user-scoped-tokens:{user.id}"):
+        assert await raw.zcard(f"twofold:{index}") == 1
+    await raw.delete(scoped_token_key(kept.id))
+    assert await store.delete_scoped_token(kept.id) is False
+    assert await store.delete_user_scoped_tokens(user.id) == []
+    for index in ("scoped-tokens:ends", f"user-scoped-tokens:{user.id}"):
+        assert await raw.exists(f"twofold:{index}") == 0
+
+
 async def test_expired_entries_do_not_shorten_listings(store: RedisStore) -> None:
     """More expired entries than one script batch reads do not make revocations_after or
     list_live_sessions return fewer than ``limit`` when more qualify."""
@@ -300,6 +343,20 @@ async def test_sessions_of_users_kept_elsewhere_are_stored(store: RedisStore) ->
     )
 
 
+async def test_scoped_tokens_of_unknown_users_are_refused(store: RedisStore) -> None:
+    """A scoped token must belong to an existing user (a bug, not a Conflict); a taken id
+    is refused too and the first token is untouched."""
+    record = make_scoped_token("ghost")
+    with pytest.raises(ValueError, match="user"):
+        await store.add_scoped_token(record)
+    assert await store.get_scoped_token(record.id) is None
+    user = await add_user(store)
+    first = await add_scoped_token(store, user.id)
+    with pytest.raises(ValueError, match="exists"):
+        await store.add_scoped_token(make_scoped_token(user.id, 1, id=first.id))
+    assert await store.get_scoped_token(first.id) == first
+
+
 async def test_successor_of_another_family_is_refused(store: RedisStore) -> None:
     """A successor filed under a different family is a caller bug; nothing changes."""
     user = await add_user(store)
@@ -348,6 +405,17 @@ async def test_malformed_stored_roles_fail_closed(store: RedisStore, raw: RawRed
         await store.get_user(user.id)
     with pytest.raises(StoreUnavailable):
         await store.get_session_and_user(record.id_hash)
+
+
+async def test_malformed_stored_scopes_fail_closed(store: RedisStore, raw: RawRedis) -> None:
+    """A corrupt scopes field raises StoreUnavailable instead of granting anything."""
+    user = await add_user(store)
+    record = await add_scoped_token(store, user.id)
+    await raw.hset(scoped_token_key(record.id), "scopes", '"admin"')
+    with pytest.raises(StoreUnavailable):
+        await store.get_scoped_token(record.id)
+    with pytest.raises(StoreUnavailable):
+        await store.list_scoped_tokens(user.id, T0)
 
 
 # -- outages -------------------------------------------------------------------------------

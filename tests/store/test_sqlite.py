@@ -19,11 +19,13 @@ from .conformance import *  # noqa: F403
 from .factories import (
     T0,
     add_family,
+    add_scoped_token,
     add_user,
     make_audit,
     make_family,
     make_refresh_token,
     make_revocation,
+    make_scoped_token,
     make_session,
 )
 
@@ -98,6 +100,28 @@ async def test_deleting_a_user_deletes_their_families_and_tokens(store: SQLiteSt
     assert await store.get_refresh_token(successor.hash) is None
     assert await store.get_family(kept.id) == kept
     assert await store.get_refresh_token(kept_first.hash) == kept_first
+
+
+async def test_deleting_a_user_deletes_their_scoped_tokens(store: SQLiteStore) -> None:
+    """Scoped tokens cascade with their user; other users' tokens stay."""
+    user, other = await add_user(store), await add_user(store, 1)
+    mine = [await add_scoped_token(store, user.id, n) for n in range(2)]
+    kept = await add_scoped_token(store, other.id)
+    with raw(store.path) as conn:
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
+    for record in mine:
+        assert await store.get_scoped_token(record.id) is None
+    assert await store.list_scoped_tokens(user.id, T0) == []
+    assert await store.get_scoped_token(kept.id) == kept
+
+
+async def test_scoped_token_of_unknown_user_is_refused(store: SQLiteStore) -> None:
+    """A scoped token must belong to an existing user; that is a bug, not a Conflict."""
+    record = make_scoped_token("ghost")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await store.add_scoped_token(record)
+    assert await store.get_scoped_token(record.id) is None
 
 
 async def test_family_of_unknown_user_is_refused(store: SQLiteStore) -> None:
@@ -362,3 +386,15 @@ async def test_malformed_stored_roles_fail_closed(store: SQLiteStore) -> None:
         conn.execute("UPDATE users SET roles = '{\"admin\": true}' WHERE id = ?", (user.id,))
     with pytest.raises(StoreUnavailable):
         await store.get_user(user.id)
+
+
+async def test_malformed_stored_scopes_fail_closed(store: SQLiteStore) -> None:
+    """A corrupt scopes column raises StoreUnavailable instead of granting anything."""
+    user = await add_user(store)
+    record = await add_scoped_token(store, user.id)
+    with raw(store.path) as conn:
+        conn.execute("UPDATE scoped_tokens SET scopes = '\"admin\"' WHERE id = ?", (record.id,))
+    with pytest.raises(StoreUnavailable):
+        await store.get_scoped_token(record.id)
+    with pytest.raises(StoreUnavailable):
+        await store.list_scoped_tokens(user.id, T0)

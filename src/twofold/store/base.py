@@ -17,6 +17,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -288,6 +289,40 @@ class ThrottleStore(Protocol):
         ...
 
 
+class ScopedTokenStore(Protocol):
+    """Tokens users make for third-party apps. Deleting a user deletes their tokens."""
+
+    async def add_scoped_token(self, record: ScopedTokenRecord) -> None:
+        """Insert a token of an existing user (a taken id or an unknown user is a bug)."""
+        ...
+
+    async def get_scoped_token(self, token_id: str) -> ScopedTokenRecord | None:
+        """The token, expired or not (the caller judges its expiry); None if unknown."""
+        ...
+
+    async def list_scoped_tokens(self, user_id: str, now: float) -> list[ScopedTokenRecord]:
+        """The user's tokens unexpired at ``now`` (``expires_at`` after it), newest created
+        first (ties by id descending)."""
+        ...
+
+    async def touch_scoped_token(self, token_id: str, at: float) -> None:
+        """Set ``last_used_at``; a missing token is not an error (and is not created)."""
+        ...
+
+    async def delete_scoped_token(self, token_id: str, user_id: str | None = None) -> bool:
+        """True if a token was deleted. With ``user_id``, only a token that user owns:
+        another user's token is left alone and the answer is False."""
+        ...
+
+    async def delete_user_scoped_tokens(self, user_id: str) -> list[str]:
+        """Delete every token of the user; returns the deleted ids, sorted."""
+        ...
+
+    async def purge_expired_scoped_tokens(self, now: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` tokens whose ``expires_at`` is at or before ``now``."""
+        ...
+
+
 class Store(
     UserStore,
     SessionStore,
@@ -297,6 +332,7 @@ class Store(
     ClientStore,
     KeyStore,
     ThrottleStore,
+    ScopedTokenStore,
     Protocol,
 ):
     """Everything a Twofold server keeps. ``open`` migrates nothing: run migrations first."""

@@ -37,6 +37,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -54,6 +55,8 @@ from twofold.store.sqlite_statements import (
     revocation_from_row,
     revocation_params,
     roles_json,
+    scoped_token_from_row,
+    scoped_token_params,
     session_params,
     user_from_row,
     user_params,
@@ -467,6 +470,33 @@ class PostgresStore:
 
     async def delete_client(self, client_id: str) -> bool:
         return await self._execute(sql.DELETE_CLIENT, (client_id,)) > 0
+
+    # -- scoped tokens -----------------------------------------------------------------
+
+    async def add_scoped_token(self, record: ScopedTokenRecord) -> None:
+        await self._execute(sql.INSERT_SCOPED_TOKEN, scoped_token_params(record))
+
+    async def get_scoped_token(self, token_id: str) -> ScopedTokenRecord | None:
+        row = await self._fetch_one(sql.GET_SCOPED_TOKEN, (token_id,))
+        return None if row is None else scoped_token_from_row(row)
+
+    async def list_scoped_tokens(self, user_id: str, now: float) -> list[ScopedTokenRecord]:
+        rows = await self._fetch_all(sql.LIST_USER_SCOPED_TOKENS, (user_id, now))
+        return [scoped_token_from_row(row) for row in rows]
+
+    async def touch_scoped_token(self, token_id: str, at: float) -> None:
+        await self._execute(sql.TOUCH_SCOPED_TOKEN, (at, token_id))
+
+    async def delete_scoped_token(self, token_id: str, user_id: str | None = None) -> bool:
+        return await self._execute(sql.DELETE_SCOPED_TOKEN, (token_id, user_id)) > 0
+
+    async def delete_user_scoped_tokens(self, user_id: str) -> list[str]:
+        rows = await self._fetch_all(sql.DELETE_USER_SCOPED_TOKENS, (user_id,))
+        return sorted(row[0] for row in rows)
+
+    async def purge_expired_scoped_tokens(self, now: float, limit: int = 1000) -> int:
+        check_page(limit, 0)
+        return await self._execute(sql.PURGE_EXPIRED_SCOPED_TOKENS, (now, limit))
 
     # -- signing keys ------------------------------------------------------------------
 

@@ -282,6 +282,35 @@ DELETE FROM login_failures WHERE key IN (
 )
 """
 
+INSERT_SCOPED_TOKEN = """
+INSERT INTO scoped_tokens (id, user_id, name, scopes, secret_hash, password_changed_at,
+                           created_at, expires_at, last_used_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""  # noqa: S105 (SQL, not a secret)
+GET_SCOPED_TOKEN = """
+SELECT id, user_id, name, scopes, secret_hash, password_changed_at, created_at, expires_at,
+       last_used_at
+FROM scoped_tokens WHERE id = %s
+"""  # noqa: S105 (SQL, not a secret)
+LIST_USER_SCOPED_TOKENS = """
+SELECT id, user_id, name, scopes, secret_hash, password_changed_at, created_at, expires_at,
+       last_used_at
+FROM scoped_tokens WHERE user_id = %s AND expires_at > %s ORDER BY created_at DESC, id DESC
+"""
+TOUCH_SCOPED_TOKEN = "UPDATE scoped_tokens SET last_used_at = %s WHERE id = %s"  # noqa: S105
+# COALESCE: with no owner given (NULL) the condition is "user_id = user_id", always true.
+DELETE_SCOPED_TOKEN = """
+DELETE FROM scoped_tokens WHERE id = %s AND user_id = COALESCE(%s, user_id)
+"""  # noqa: S105 (SQL, not a secret)
+DELETE_USER_SCOPED_TOKENS = """
+DELETE FROM scoped_tokens WHERE user_id = %s RETURNING id
+"""
+PURGE_EXPIRED_SCOPED_TOKENS = """
+DELETE FROM scoped_tokens WHERE id IN (
+    SELECT id FROM scoped_tokens WHERE expires_at <= %s LIMIT %s
+)
+"""
+
 INSERT_CLIENT = "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (%s, %s, %s, %s)"
 GET_CLIENT = "SELECT id, name, secret_hash, created_at FROM clients WHERE id = %s"
 LIST_CLIENTS = "SELECT id, name, secret_hash, created_at FROM clients ORDER BY created_at, id"

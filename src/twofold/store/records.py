@@ -141,3 +141,22 @@ class Client:
     name: str
     secret_hash: bytes
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedTokenRecord:
+    """A token a user made for a third-party app: ``<id>.<secret>``, limited to ``scopes``.
+
+    ``id`` is public ("tfs_" + 22 characters); only ``secret_hash``, the SHA-256 of the
+    secret part, is kept. ``password_changed_at`` is the user's password epoch when the
+    token was made: a later password change ends it, as it ends sessions."""
+
+    id: str
+    user_id: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: bytes
+    password_changed_at: float
+    created_at: float
+    expires_at: float
+    last_used_at: float | None = None

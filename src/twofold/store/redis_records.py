@@ -1,10 +1,10 @@
 """The records of ``store/base.py`` as the Redis store keeps them.
 
-Users, sessions, refresh families and tokens, clients, signing keys and failed-login
-counters are hashes: times as Python's ``repr`` of the float (which round-trips exactly),
-counts as decimal integers, flags as ``0``/``1``, roles as a JSON list, and None as no
-field at all. Revocations and audit events are compact JSON strings (see the key layout
-in ``redis_scripts.py``).
+Users, sessions, refresh families and tokens, scoped tokens, clients, signing keys and
+failed-login counters are hashes: times as Python's ``repr`` of the float (which
+round-trips exactly), counts as decimal integers, flags as ``0``/``1``, roles and scopes as
+a JSON list, and None as no field at all. Revocations and audit events are compact JSON
+strings (see the key layout in ``redis_scripts.py``).
 
 Encoders check what a reader could not take back before anything is stored; decoders fail
 closed: a malformed record is ``StoreUnavailable``, never a partial grant.
@@ -26,6 +26,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -130,6 +131,20 @@ def token_fields(token: RefreshToken) -> Pairs:
     )
 
 
+def scoped_token_fields(record: ScopedTokenRecord) -> Pairs:
+    return _pairs(
+        id=record.id,
+        user_id=record.user_id,
+        name=record.name,
+        scopes=roles_json(record.scopes),
+        secret_hash=record.secret_hash,
+        password_changed_at=num(record.password_changed_at),
+        created_at=num(record.created_at),
+        expires_at=num(record.expires_at),
+        last_used_at=_opt_num_text(record.last_used_at),
+    )
+
+
 def client_fields(client: Client) -> Pairs:
     return _pairs(
         id=client.id,
@@ -182,15 +197,20 @@ def audit_entry(event: AuditEvent) -> str:
 # -- decoders (they may raise anything on a malformed record: see ``decoded``) ----------
 
 
+def _names(stored: bytes) -> tuple[str, ...]:
+    """Roles or scopes: a JSON list of strings."""
+    names = json.loads(stored)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("names")
+    return tuple(names)
+
+
 def user_from_fields(f: Fields) -> User:
-    roles = json.loads(f[b"roles"])
-    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
-        raise ValueError("roles")
     return User(
         f[b"id"].decode(),
         f[b"email"].decode(),
         f[b"password_hash"].decode(),
-        tuple(roles),
+        _names(f[b"roles"]),
         float(f[b"created_at"]),
         float(f[b"password_changed_at"]),
         {b"0": False, b"1": True}[f[b"locked"]],
@@ -235,6 +255,20 @@ def token_from_fields(f: Fields) -> RefreshToken:
         float(f[b"created_at"]),
         _opt_num(f.get(b"spent_at")),
         f.get(b"successor_hash"),
+    )
+
+
+def scoped_token_from_fields(f: Fields) -> ScopedTokenRecord:
+    return ScopedTokenRecord(
+        f[b"id"].decode(),
+        f[b"user_id"].decode(),
+        f[b"name"].decode(),
+        _names(f[b"scopes"]),
+        f[b"secret_hash"],
+        float(f[b"password_changed_at"]),
+        float(f[b"created_at"]),
+        float(f[b"expires_at"]),
+        _opt_num(f.get(b"last_used_at")),
     )
 
 

@@ -3,9 +3,10 @@
 Every multi-key change is one script: Redis runs a script to its end before any other
 command, so a compare-and-set, a unique check or a record with its index entries never
 races (SECURITY.md T8: of two spends of one token, one wins). Scripts take ids in ARGV and
-build key names from them (``HEADER`` below and ``HELPERS`` in ``redis_session_scripts.py``,
-which holds the scripts of sessions and refresh families), the one place besides ``*_key``
-below that knows the layout (all under ``twofold:``)::
+build key names from them (``HEADER`` below and the ``HELPERS`` of
+``redis_session_scripts.py``, which holds the scripts of sessions and refresh families,
+and of ``redis_scoped_token_scripts.py``), the one place besides ``*_key`` below that
+knows the layout (all under ``twofold:``)::
 
     user:{id}                 hash    a user
     user-email:{email}        string  its id (the unique index of e-mail addresses)
@@ -35,13 +36,17 @@ below that knows the layout (all under ``twofold:``)::
     signing-keys              zset    created_at -> kid
     login-failures:{key}      hash    failures, last_failure_at of a throttled key (an
                                       account, an address...), expiring natively
+    scoped-token:{id}         hash    a scoped token, expiring natively
+    user-scoped-tokens:{user id}
+                              zset    created_at -> scoped token id
+    scoped-tokens:ends        zset    expires_at -> id NUL user id
 
-and the pub/sub channel ``twofold:revocations``. Index members of the global session and
-family sets carry the owner after a NUL (which sorts before any other byte, so ties still
-order by id): an entry whose record Redis expired can be unlinked from the owner's set
-too. Times are stored as Python's ``repr`` of the float, which round-trips exactly; Lua
-compares them with ``tonumber`` and never writes a number back through ``tostring``
-(14 digits).
+and the pub/sub channel ``twofold:revocations``. Index members of the global session,
+family and scoped-token sets carry the owner after a NUL (which sorts before any other
+byte, so ties still order by id): an entry whose record Redis expired can be unlinked
+from the owner's set too. Times are stored as Python's ``repr`` of the float, which
+round-trips exactly; Lua compares them with ``tonumber`` and never writes a number back
+through ``tostring`` (14 digits).
 
 Redis Cluster is not supported: scripts reach keys they derive from stored data (a
 session's user, a family's tokens), which a cluster could place on another node.
@@ -51,7 +56,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from twofold.store import redis_session_scripts
+from twofold.store import redis_scoped_token_scripts, redis_session_scripts
 
 PREFIX = "twofold:"
 CHANNEL = PREFIX + "revocations"
@@ -85,6 +90,10 @@ def signing_key_key(kid: str) -> str:
 
 def failures_key(key: str) -> str:
     return f"{PREFIX}login-failures:{key}"
+
+
+def scoped_token_key(token_id: str) -> str:
+    return f"{PREFIX}scoped-token:{token_id}"
 
 
 USERS = PREFIX + "users"
@@ -359,6 +368,7 @@ SCRIPTS = MappingProxyType(
             "delete_client": DELETE_CLIENT,
             "add_key": ADD_KEY,
             **redis_session_scripts.SCRIPTS,
+            **redis_scoped_token_scripts.SCRIPTS,
         }.items()
     }
 )

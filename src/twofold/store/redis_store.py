@@ -25,6 +25,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -56,6 +57,8 @@ from twofold.store.redis_records import (
     revocation_entry,
     revocation_from_member,
     roles_json,
+    scoped_token_fields,
+    scoped_token_from_fields,
     session_fields,
     session_from_fields,
     text,
@@ -81,6 +84,7 @@ _BUGS = {
     "family_exists": "a refresh family with this id already exists",
     "token_exists": "a refresh token with this hash already exists",
     "other_family": "the successor must belong to the spent token's family",
+    "scoped_token_exists": "a scoped token with this id already exists",
 }
 
 
@@ -379,6 +383,40 @@ class RedisStore:
 
     async def delete_client(self, client_id: str) -> bool:
         return bool(await self._eval("delete_client", client_id))
+
+    # -- scoped tokens -----------------------------------------------------------------
+
+    async def add_scoped_token(self, record: ScopedTokenRecord) -> None:
+        answer = await self._eval(
+            "add_scoped_token",
+            record.id,
+            record.user_id,
+            num(record.created_at),
+            num(record.expires_at),
+            *scoped_token_fields(record),
+        )
+        _check(answer)
+
+    async def get_scoped_token(self, token_id: str) -> ScopedTokenRecord | None:
+        return await self._get(lua.scoped_token_key(token_id), scoped_token_from_fields)
+
+    async def list_scoped_tokens(self, user_id: str, now: float) -> list[ScopedTokenRecord]:
+        reply = await self._eval("list_scoped_tokens", user_id, num(now))
+        return [from_reply(scoped_token_from_fields, r) for r in reply]
+
+    async def touch_scoped_token(self, token_id: str, at: float) -> None:
+        await self._update(lua.scoped_token_key(token_id), ("last_used_at", num(at)))
+
+    async def delete_scoped_token(self, token_id: str, user_id: str | None = None) -> bool:
+        owner = () if user_id is None else (user_id,)
+        return bool(await self._eval("delete_scoped_token", token_id, *owner))
+
+    async def delete_user_scoped_tokens(self, user_id: str) -> list[str]:
+        return sorted(text(i) for i in await self._eval("delete_user_scoped_tokens", user_id))
+
+    async def purge_expired_scoped_tokens(self, now: float, limit: int = 1000) -> int:
+        check_page(limit, 0)
+        return int(await self._eval("purge_scoped_tokens", num(now), limit))
 
     # -- signing keys ------------------------------------------------------------------
 

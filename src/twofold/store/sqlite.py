@@ -18,6 +18,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -290,6 +291,38 @@ class SQLiteStore(SQLiteConnection):
 
     async def delete_client(self, client_id: str) -> bool:
         return await self._execute(sql.DELETE_CLIENT, (client_id,)) > 0
+
+    # -- scoped tokens -----------------------------------------------------------------
+
+    async def add_scoped_token(self, record: ScopedTokenRecord) -> None:
+        params = sql.scoped_token_params(record)
+        await self._write(lambda conn: conn.execute(sql.INSERT_SCOPED_TOKEN, params))
+
+    async def get_scoped_token(self, token_id: str) -> ScopedTokenRecord | None:
+        row = self._read_one(sql.GET_SCOPED_TOKEN, (token_id,))
+        return None if row is None else sql.scoped_token_from_row(row)
+
+    async def list_scoped_tokens(self, user_id: str, now: float) -> list[ScopedTokenRecord]:
+        rows = self._read_all(sql.LIST_USER_SCOPED_TOKENS, (user_id, now))
+        return [sql.scoped_token_from_row(row) for row in rows]
+
+    async def touch_scoped_token(self, token_id: str, at: float) -> None:
+        await self._execute(sql.TOUCH_SCOPED_TOKEN, (at, token_id))
+
+    async def delete_scoped_token(self, token_id: str, user_id: str | None = None) -> bool:
+        return await self._execute(sql.DELETE_SCOPED_TOKEN, (token_id, user_id)) > 0
+
+    async def delete_user_scoped_tokens(self, user_id: str) -> list[str]:
+        def delete(conn: sqlite3.Connection) -> list[str]:
+            ids = [row[0] for row in conn.execute(sql.LIST_USER_SCOPED_TOKEN_IDS, (user_id,))]
+            conn.execute(sql.DELETE_USER_SCOPED_TOKENS, (user_id,))
+            return ids
+
+        return await self._atomic(delete)
+
+    async def purge_expired_scoped_tokens(self, now: float, limit: int = 1000) -> int:
+        check_page(limit, 0)
+        return await self._execute(sql.PURGE_EXPIRED_SCOPED_TOKENS, (now, limit))
 
     # -- signing keys ------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from twofold.store.records import (
     RefreshFamily,
     RefreshToken,
     Revocation,
+    ScopedTokenRecord,
     SessionRecord,
     StoredKey,
     User,
@@ -241,6 +242,37 @@ DELETE FROM login_failures WHERE key IN (
 )
 """
 
+INSERT_SCOPED_TOKEN = """
+INSERT INTO scoped_tokens (id, user_id, name, scopes, secret_hash, password_changed_at,
+                           created_at, expires_at, last_used_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""  # noqa: S105 (SQL, not a secret)
+GET_SCOPED_TOKEN = """
+SELECT id, user_id, name, scopes, secret_hash, password_changed_at, created_at, expires_at,
+       last_used_at
+FROM scoped_tokens WHERE id = ?
+"""  # noqa: S105 (SQL, not a secret)
+LIST_USER_SCOPED_TOKENS = """
+SELECT id, user_id, name, scopes, secret_hash, password_changed_at, created_at, expires_at,
+       last_used_at
+FROM scoped_tokens WHERE user_id = ? AND expires_at > ? ORDER BY created_at DESC, id DESC
+"""
+TOUCH_SCOPED_TOKEN = "UPDATE scoped_tokens SET last_used_at = ? WHERE id = ?"  # noqa: S105
+# COALESCE: with no owner given (NULL) the condition is "user_id = user_id", always true.
+DELETE_SCOPED_TOKEN = """
+DELETE FROM scoped_tokens WHERE id = ? AND user_id = COALESCE(?, user_id)
+"""  # noqa: S105 (SQL, not a secret)
+# Select and delete run in one transaction, as for families.
+LIST_USER_SCOPED_TOKEN_IDS = """
+SELECT id FROM scoped_tokens WHERE user_id = ? ORDER BY id
+"""  # noqa: S105 (SQL, not a secret)
+DELETE_USER_SCOPED_TOKENS = "DELETE FROM scoped_tokens WHERE user_id = ?"
+PURGE_EXPIRED_SCOPED_TOKENS = """
+DELETE FROM scoped_tokens WHERE id IN (
+    SELECT id FROM scoped_tokens WHERE expires_at <= ? LIMIT ?
+)
+"""
+
 INSERT_CLIENT = "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)"
 GET_CLIENT = "SELECT id, name, secret_hash, created_at FROM clients WHERE id = ?"
 LIST_CLIENTS = "SELECT id, name, secret_hash, created_at FROM clients ORDER BY created_at, id"
@@ -275,13 +307,20 @@ def user_params(user: User) -> tuple[Any, ...]:
 
 
 def user_from_row(row: Any) -> User:
+    roles = _names(row[3], "A stored user has malformed roles.")
+    return User(row[0], row[1], row[2], roles, row[4], row[5], bool(row[6]), row[7])
+
+
+def _names(stored: str, malformed: str) -> tuple[str, ...]:
+    """A JSON array of strings (roles, scopes) back as a tuple; ``StoreUnavailable`` with
+    the message ``malformed`` if it is anything else: fail closed."""
     try:
-        roles = json.loads(row[3])
+        names = json.loads(stored)
     except ValueError:
-        roles = None
-    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
-        raise StoreUnavailable("A stored user has malformed roles.")
-    return User(row[0], row[1], row[2], tuple(roles), row[4], row[5], bool(row[6]), row[7])
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise StoreUnavailable(malformed)
+    return tuple(names)
 
 
 def session_params(record: SessionRecord) -> tuple[Any, ...]:
@@ -301,7 +340,12 @@ def session_params(record: SessionRecord) -> tuple[Any, ...]:
 
 
 def roles_json(roles: tuple[str, ...]) -> str:
-    return json.dumps(list(roles))
+    return names_json(roles)
+
+
+def names_json(names: tuple[str, ...]) -> str:
+    """Roles or scopes as stored: a JSON array, order kept."""
+    return json.dumps(list(names))
 
 
 def family_params(family: RefreshFamily) -> tuple[Any, ...]:
@@ -347,6 +391,25 @@ def audit_from_row(row: Any) -> AuditEvent:
     if not isinstance(detail, dict):
         raise StoreUnavailable("A stored audit event has a malformed detail.")
     return AuditEvent(row[0], row[1], row[2], row[3], row[4], detail, row[6])
+
+
+def scoped_token_params(record: ScopedTokenRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.user_id,
+        record.name,
+        names_json(record.scopes),
+        record.secret_hash,
+        record.password_changed_at,
+        record.created_at,
+        record.expires_at,
+        record.last_used_at,
+    )
+
+
+def scoped_token_from_row(row: Any) -> ScopedTokenRecord:
+    scopes = _names(row[3], "A stored scoped token has malformed scopes.")
+    return ScopedTokenRecord(row[0], row[1], row[2], scopes, *row[4:9])
 
 
 def client_params(client: Client) -> tuple[Any, ...]:
