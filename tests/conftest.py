@@ -178,18 +178,32 @@ def make_admin(live: LiveServer) -> str:
 class Running:
     server: uvicorn.Server
     thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
 
 
 def start_server(
     data_dir: Path, clock: FrozenClock, **overrides: object
 ) -> tuple[LiveServer, Running]:
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    settings = make_settings(data_dir, port=port, **overrides)
+    app = create_app(settings, clock=clock)
+    running = serve_in_thread(app, sock)
+    live = LiveServer(
+        url=f"http://127.0.0.1:{port}", clock=clock, settings=settings, app=app, loop=running.loop
+    )
+    return live, running
+
+
+def loopback_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    settings = make_settings(data_dir, port=port, **overrides)
-    app = create_app(settings, clock=clock)
+    return sock
+
+
+def serve_in_thread(app: Any, sock: socket.socket) -> Running:
+    """Serve an ASGI app with uvicorn on ``sock`` in a thread of its own (its own loop)."""
     server = uvicorn.Server(
         # As `twofold serve` runs it: forwarding headers are the app's business
         # (trusted_proxies), not uvicorn's, which by default believes 127.0.0.1.
@@ -218,8 +232,7 @@ def start_server(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    live = LiveServer(url=url, clock=clock, settings=settings, app=app, loop=loop)
-    return live, Running(server, thread)
+    return Running(server, thread, loop)
 
 
 def stop_server(running: Running) -> None:

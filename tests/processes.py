@@ -42,6 +42,11 @@ class TwofoldProcess:
     # HTTPS with the self-signed certificate `twofold serve --tls-self-signed` makes (and
     # keeps) in the data directory, for localhost, 127.0.0.1 and ::1.
     tls: bool = False
+    #: Run this ASGI app ("examples/rails_login/app.py") under uvicorn instead of
+    #: ``twofold serve``, with the same environment: an app of a user's own.
+    app: Path | None = None
+    #: Answers 200 once the process is ready.
+    ready_path: str = "/healthz"
 
     @property
     def url(self) -> str:
@@ -66,11 +71,20 @@ class TwofoldProcess:
         env.update({f"TWOFOLD_{name.upper()}": str(value) for name, value in values.items()})
         return env
 
+    def command(self) -> list[str]:
+        if self.app is None:
+            return [str(TWOFOLD), "serve"]
+        return [
+            *(sys.executable, "-m", "uvicorn", f"{self.app.stem}:app"),
+            *("--app-dir", str(self.app.parent), "--host", "127.0.0.1", "--port", str(self.port)),
+            *("--no-proxy-headers", "--no-access-log"),
+        ]
+
     def start(self, timeout: float = 30) -> TwofoldProcess:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(TWOFOLD), "serve"],
+                self.command(),
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -83,7 +97,8 @@ class TwofoldProcess:
             with contextlib.suppress(httpx.HTTPError):
                 # No certificate check: plain HTTP needs no TLS context (building one costs
                 # ~40 ms per poll), and the self-signed certificate would not pass one.
-                if httpx.get(f"{self.url}/healthz", timeout=1, verify=False).status_code == 200:  # noqa: S501
+                ready = httpx.get(f"{self.url}{self.ready_path}", timeout=1, verify=False)  # noqa: S501
+                if ready.status_code == 200:
                     return self
             time.sleep(0.05)
         self.kill()

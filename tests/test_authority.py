@@ -19,6 +19,7 @@ from twofold.jose.keys import JoseKey
 from twofold.passwords import PasswordHasher, PasswordPolicy
 from twofold.refresh import RefreshPolicy, RefreshTokens
 from twofold.revocation import Revoker
+from twofold.scoped_tokens import ScopedTokenPolicy, ScopedTokens
 from twofold.sessions import SessionManager, SessionPolicy
 from twofold.store.sqlite import SQLiteStore
 from twofold.throttle import LoginThrottle, ThrottlePolicy
@@ -39,14 +40,17 @@ def authority(store: SQLiteStore, hasher: PasswordHasher, clock: FrozenClock) ->
     tokens = AccessTokenCodec(
         KeyRing([key], signing_kid=key.kid), TokenPolicy("https://t.example", "api"), clock
     )
+    revoker = Revoker(store, clock, horizon=330)
+    audit_log = AuditLog(store, clock)
     return Authority(
         Accounts(store, hasher, PasswordPolicy(), clock),
         SessionManager(store, SessionPolicy(), clock),
         tokens,
         RefreshTokens(store, RefreshPolicy(), clock, b"k" * 32),
-        Revoker(store, clock, horizon=330),
-        AuditLog(store, clock),
+        revoker,
+        audit_log,
         LoginThrottle(store, ThrottlePolicy(), clock, b"d" * 32),
+        scoped_tokens=ScopedTokens(store, store, revoker, audit_log, clock, ScopedTokenPolicy()),
     )
 
 

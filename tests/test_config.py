@@ -304,3 +304,97 @@ def test_touch_interval_must_be_shorter_than_idle_timeout(
     monkeypatch.setenv("TWOFOLD_SESSION_TOUCH_INTERVAL", "60")
     with pytest.raises(ConfigurationError, match="session_touch_interval"):
         load_settings()
+
+
+# -- scopes, audiences and tokens for other applications -------------------------------------
+
+
+def test_token_settings_defaults() -> None:
+    """Two scopes, no audience to exchange for, 120 s exchanged tokens, 90-day scoped
+    tokens, a public revocation feed."""
+    settings = load_settings()
+    assert settings.scopes == ["read", "write"]
+    assert settings.token_audiences == []
+    assert settings.exchange_token_lifetime == 120
+    assert settings.scoped_token_max_lifetime == 90 * 86_400
+    assert settings.revocation_feed_public is True
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["read write admin:all", "read, write, admin:all", "read,write  admin:all read"],
+    ids=["spaces", "commas", "mixed-and-repeated"],
+)
+def test_scopes_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """TWOFOLD_SCOPES is a comma or space separated list; repeats are dropped."""
+    monkeypatch.setenv("TWOFOLD_SCOPES", value)
+    assert load_settings().scopes == ["read", "write", "admin:all"]
+
+
+def test_token_settings_from_toml(tmp_path: Path) -> None:
+    """A TOML file gives real lists and values."""
+    path = write_toml(
+        tmp_path / "t.toml",
+        'scopes = ["orders.read", "orders.write"]\n'
+        'token_audiences = ["https://api.example.com", "reports"]\n'
+        "exchange_token_lifetime = 60\nscoped_token_max_lifetime = 86400\n"
+        "revocation_feed_public = false\n",
+    )
+    settings = load_settings(path)
+    assert settings.scopes == ["orders.read", "orders.write"]
+    assert settings.token_audiences == ["https://api.example.com", "reports"]
+    assert settings.exchange_token_lifetime == 60
+    assert settings.scoped_token_max_lifetime == 86_400
+    assert settings.revocation_feed_public is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TWOFOLD_SCOPES", "read wr!te", "scopes: 'wr!te' is not a scope name"),
+        ("TWOFOLD_SCOPES", "-read", "scopes: '-read' is not a scope name"),
+        ("TWOFOLD_SCOPES", "r" * 65, "is not a scope name"),
+        ("TWOFOLD_SCOPES", " , ", "scopes: at least one scope is needed"),
+        ("TWOFOLD_TOKEN_AUDIENCES", "twofold", "token_audiences must not contain audience"),
+        ("TWOFOLD_TOKEN_AUDIENCES", "a" * 256, "is not an audience"),
+        ("TWOFOLD_TOKEN_AUDIENCES", "api.example, ünï", "is not an audience"),
+        ("TWOFOLD_EXCHANGE_TOKEN_LIFETIME", "301", "must not exceed access_token_lifetime"),
+        ("TWOFOLD_EXCHANGE_TOKEN_LIFETIME", "0", "exchange_token_lifetime"),
+        ("TWOFOLD_SCOPED_TOKEN_MAX_LIFETIME", "30", "scoped_token_max_lifetime"),
+        ("TWOFOLD_SCOPED_TOKEN_MAX_LIFETIME", str(3651 * 86_400), "scoped_token_max_lifetime"),
+        ("TWOFOLD_REVOCATION_FEED_PUBLIC", "perhaps", "revocation_feed_public"),
+    ],
+    ids=[
+        "scope-character",
+        "scope-start",
+        "scope-length",
+        "no-scope",
+        "own-audience",
+        "audience-length",
+        "audience-non-ascii",
+        "exchange-above-access",
+        "exchange-zero",
+        "scoped-too-short",
+        "scoped-too-long",
+        "feed-not-a-bool",
+    ],
+)
+def test_bad_token_settings_are_refused_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    """A bad scope, audience, lifetime or flag is refused with the setting and rule named."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match="Invalid settings") as caught:
+        load_settings()
+    assert message in str(caught.value)
+
+
+def test_the_own_audience_is_refused_whatever_it_is_called(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exchanged tokens must never be accepted by Twofold itself: a renamed audience is
+    checked too."""
+    monkeypatch.setenv("TWOFOLD_AUDIENCE", "https://auth.example.com")
+    monkeypatch.setenv("TWOFOLD_TOKEN_AUDIENCES", "reports https://auth.example.com")
+    with pytest.raises(ConfigurationError, match="token_audiences must not contain audience"):
+        load_settings()

@@ -44,8 +44,8 @@ class Admin:
         return user
 
     async def lock(self, user_id: str, *, actor: Principal | None, origin: Origin) -> User:
-        """Lock the account and end everything of it at once: sessions, token families
-        and every access token already out (the bank scenario)."""
+        """Lock the account and end everything of it at once: sessions, token families,
+        scoped tokens and every access token already out (the bank scenario)."""
         if actor is not None and actor.user_id == user_id:
             raise InvalidRequest("You cannot lock your own account.")
         # Locking a locked account ends everything again (a retry after a failure half-way
@@ -56,6 +56,7 @@ class Admin:
             await authority.accounts.set_locked(user_id, True)
             await authority.sessions.end_all_for_user(user_id)
             await authority.refresh_tokens.end_all_for_user(user_id)
+            await authority.scoped_tokens.end_all_for_user(user_id)
         if not was_locked:
             await self._record(audit.ACCOUNT_LOCKED, user_id, actor, origin)
         return await self.user(user_id)

@@ -35,6 +35,8 @@ CLIENT_REMOVED: Final = "client_removed"
 USER_CREATED: Final = "user_created"
 EMAIL_CHANGED: Final = "email_changed"
 LOGIN_THROTTLED: Final = "login_throttled"
+SCOPED_TOKEN_CREATED: Final = "scoped_token_created"  # noqa: S105 - an event name
+SCOPED_TOKEN_REVOKED: Final = "scoped_token_revoked"  # noqa: S105 - an event name
 
 KINDS: Final = frozenset(
     {
@@ -56,6 +58,8 @@ KINDS: Final = frozenset(
         USER_CREATED,
         EMAIL_CHANGED,
         LOGIN_THROTTLED,
+        SCOPED_TOKEN_CREATED,
+        SCOPED_TOKEN_REVOKED,
     }
 )
 

@@ -5,7 +5,10 @@ It knows nothing of HTTP; routes parse, call it, and map its errors to status co
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -22,15 +25,22 @@ from twofold.errors import (
     NotFound,
     ReauthenticationFailed,
 )
+from twofold.jose.b64 import b64url_encode
 from twofold.jose.jwt import AccessClaims, AccessTokenCodec
 from twofold.refresh import IssuedRefresh, RefreshTokens, ReuseDetected
 from twofold.revocation import Revoker
-from twofold.sessions import IssuedSession, SessionManager, is_well_formed
+from twofold.scoped_tokens import ScopedTokens
+from twofold.sessions import IssuedSession, SessionManager, hash_session_id, is_well_formed
 from twofold.store.records import SessionRecord, User
 from twofold.throttle import Attempt, LoginThrottle
 
 AuthMode = Literal["session", "jwt"]
 _T = TypeVar("_T")
+
+#: The scopes every user holds unless configured otherwise (``Settings.scopes``).
+DEFAULT_SCOPES = ("read", "write")
+#: The ``sid`` of access tokens exchanged from a session starts so (``Authority.session_sid``).
+SESSION_SID_PREFIX = "ses_"
 
 #: Seconds an old session id keeps working after its session was renewed at a privilege
 #: change, for the requests a browser had already sent with it.
@@ -50,6 +60,9 @@ class Principal:
     #: The session under a new id when this request found the user's privileges changed
     #: (S3); the caller must hand the new id to the client.
     renewed: IssuedSession | None = None
+    #: What the caller may do: every configured scope for a session or a login token,
+    #: the ``scope`` claim's for a token exchanged for another application.
+    scopes: tuple[str, ...] = ()
 
     @property
     def family_id(self) -> str | None:
@@ -108,8 +121,15 @@ class Authority:
         revoker: Revoker,
         audit_log: AuditLog,
         throttle: LoginThrottle,
+        *,
+        scoped_tokens: ScopedTokens,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        session_sid_key: bytes | None = None,
     ) -> None:
         self.throttle = throttle
+        self.scoped_tokens = scoped_tokens
+        self.scopes = tuple(scopes)
+        self._session_sid_key = session_sid_key or secrets.token_bytes(32)
         self.accounts = accounts
         self.sessions = sessions
         self.tokens = tokens
@@ -290,12 +310,14 @@ class Authority:
             mode="session",
             session=record,
             renewed=renewed,
+            scopes=self.scopes,
         )
 
-    def token_principal(self, token: str) -> Principal:
-        """The user behind an access token: a signature check, claim checks and the
-        in-memory revocation check (T9); no store read."""
-        claims = self.tokens.verify(token)
+    def token_principal(self, token: str, *, audience: str | None = None) -> Principal:
+        """The user behind an access token for ``audience`` (default: Twofold's own): a
+        signature check, claim checks and the in-memory revocation check (T9); no store
+        read. A token without a ``scope`` claim (a login token) holds every scope."""
+        claims = self.tokens.verify(token, audience=audience)
         # An instance that lost the stream cannot know what was revoked elsewhere (O3).
         self.revoker.ensure_current()
         self.revoker.revoked.check(claims)
@@ -306,13 +328,30 @@ class Authority:
             roles=claims.roles,
             mode="jwt",
             claims=claims,
+            scopes=self.scopes if claims.scope is None else tuple(claims.scope.split()),
         )
+
+    def session_sid(self, id_hash: bytes) -> str:
+        """The ``sid`` of access tokens exchanged from the session with this id hash: an
+        opaque derivation, so neither a token nor the revocation stream carries the hash
+        (the session's device handle) or anything that leads back to the id."""
+        mac = hmac.new(self._session_sid_key, id_hash, hashlib.sha256).digest()
+        return SESSION_SID_PREFIX + b64url_encode(mac)[:22]
+
+    async def _revoke_session_tokens(self, *id_hashes: bytes | None) -> None:
+        """Refuse the access tokens exchanged from these sessions, everywhere. Called
+        before a session is ended: a failure before the delete leaves them refused."""
+        for id_hash in dict.fromkeys(id_hashes):
+            if id_hash is not None:
+                await self.revoker.family(self.session_sid(id_hash))
 
     # -- logging out -------------------------------------------------------------------
 
     async def logout(self, principal: Principal, *, session_id: str | None, origin: Origin) -> None:
         """End the current session, or the current token family and its access tokens."""
         if session_id is not None:
+            if is_well_formed(session_id):
+                await self._revoke_session_tokens(hash_session_id(session_id))
             await self.sessions.end(session_id)
         else:
             await self._end_token_login(principal)
@@ -377,6 +416,8 @@ class Authority:
         )
         await self.revoker.user(user.id)
         await self.refresh_tokens.end_all_for_user(user.id)
+        # Dead already (bound to the old password; their access tokens cut off above).
+        await self.scoped_tokens.end_all_for_user(user.id)
         await self.audit.record(
             audit.PASSWORD_CHANGED, user_id=user.id, client_address=origin.client_address
         )
@@ -455,6 +496,7 @@ class Authority:
             assert isinstance(parsed[1], bytes)
             record = await self.sessions.get_by_hash(parsed[1])
             if record is not None and owner in (None, record.user_id):
+                await self._revoke_session_tokens(record.id_hash, record.renewed_to)
                 await self.sessions.end_by_hash(record.id_hash)
                 device = from_session(record)
         elif parsed is not None:
@@ -480,6 +522,15 @@ class Authority:
     ) -> int:
         """End every session and family of the caller except the one in use."""
         keep = session_id if session_id is not None and is_well_formed(session_id) else None
+        keep_hash = hash_session_id(keep) if keep is not None else None
+        # Listed before the delete, so that their exchanged tokens are refused first.
+        await self._revoke_session_tokens(
+            *(
+                record.id_hash
+                for record in await self.sessions.list_for_user(principal.user_id)
+                if record.id_hash != keep_hash
+            )
+        )
         ended = await self.sessions.end_all_for_user(principal.user_id, keep=keep)
         # Revoked before the delete (a crash between leaves their tokens refused, as in
         # end_family), and any family that appeared meanwhile after it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -21,6 +22,11 @@ from pydantic_settings import (
 
 from twofold.errors import ConfigurationError
 from twofold.passwords import ProfileName
+
+#: A scope or audience name: what may appear in a ``scope`` claim and an ``aud``.
+SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,63}")
+#: An audience of exchanged tokens: a name or a URL (RFC 8707 resource indicators).
+AUDIENCE_NAME = re.compile(r"[!-+\--~]{1,255}")
 
 SigningAlgorithm = Literal["ES256", "EdDSA", "RS256", "HS256"]
 LogFormat = Literal["json", "text"]
@@ -103,6 +109,34 @@ class Settings(BaseSettings):
         description="Seconds after which a key's failed logins are forgotten if no new one came.",
     )
     audience: str = Field(default="twofold", min_length=1)
+    scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["read", "write"],
+        description="The scopes every user holds: sessions and login tokens hold all of "
+        "them; tokens exchanged for other applications and scoped tokens hold a subset.",
+    )
+    token_audiences: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Audiences (other applications) that POST /auth/token may mint "
+        "short-lived access tokens for; never AUDIENCE itself. Empty: no exchange.",
+    )
+    exchange_token_lifetime: float = Field(
+        default=120.0,
+        ge=1,
+        description="Seconds an access token minted by POST /auth/token lives (at most "
+        "ACCESS_TOKEN_LIFETIME).",
+    )
+    scoped_token_max_lifetime: float = Field(
+        default=90 * 86_400,
+        ge=60,
+        le=3650 * 86_400,
+        description="The longest expiry a user may give a scoped token (an application's "
+        "long-lived credential), in seconds.",
+    )
+    revocation_feed_public: bool = Field(
+        default=True,
+        description="Serve the revocation feed to anyone; false: it needs a registered "
+        "client's HTTP Basic credentials.",
+    )
     signing_algorithm: SigningAlgorithm = "ES256"
     access_token_lifetime: int = Field(default=300, ge=30, le=86_400)
     token_leeway: int = Field(default=30, ge=0, le=300)
@@ -178,6 +212,13 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.tls_self_signed and self.tls_cert_file is not None:
             raise ValueError("tls_self_signed and tls_cert_file exclude each other")
+        if self.audience in self.token_audiences:
+            raise ValueError(
+                "token_audiences must not contain audience: exchanged tokens would be "
+                "accepted by Twofold's own endpoints"
+            )
+        if self.exchange_token_lifetime > self.access_token_lifetime:
+            raise ValueError("exchange_token_lifetime must not exceed access_token_lifetime")
         if self.secure_cookies:
             for origin in self.cors_origins:
                 host = urlsplit(origin).hostname
@@ -195,6 +236,37 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("scopes", "token_audiences", mode="before")
+    @classmethod
+    def _separated(cls, value: object) -> object:
+        # Names hold no spaces or commas: "read write" and "read, write" both work.
+        if isinstance(value, str):
+            return value.replace(",", " ").split()
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_names(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one scope is needed")
+        for name in value:
+            if not SCOPE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a scope name: 1-64 letters, digits, ':', '.', '_' or "
+                    "'-', starting with a letter or digit"
+                )
+        return list(dict.fromkeys(value))
+
+    @field_validator("token_audiences")
+    @classmethod
+    def _audience_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not AUDIENCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an audience: 1-255 visible ASCII characters, no comma"
+                )
+        return list(dict.fromkeys(value))
 
     @field_validator("trusted_proxies")
     @classmethod

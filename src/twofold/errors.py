@@ -32,6 +32,11 @@ class UnsupportedMediaType(InvalidRequest):
     default_detail = "The request body must be JSON (Content-Type: application/json)."
 
 
+class PayloadTooLarge(InvalidRequest):
+    code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
 class InvalidEmail(InvalidRequest):
     code = "invalid_email"
     default_detail = "The e-mail address is not valid."
@@ -40,6 +45,20 @@ class InvalidEmail(InvalidRequest):
 class WeakPassword(InvalidRequest):
     code = "weak_password"
     default_detail = "The password does not meet the password rules."
+
+
+class InvalidTarget(InvalidRequest):
+    """An exchange for an audience that is not configured (RFC 8693 ``invalid_target``)."""
+
+    code = "invalid_target"
+    default_detail = "Tokens cannot be issued for that audience."
+
+
+class InvalidScope(InvalidRequest):
+    """Scopes the caller does not hold, or none at all (RFC 6749 ``invalid_scope``)."""
+
+    code = "invalid_scope"
+    default_detail = "The requested scope is invalid or exceeds what the caller holds."
 
 
 class AuthenticationFailed(TwofoldError):

@@ -166,8 +166,18 @@ class Revoker:
     def on_keys_changed(self, callback: KeysChanged) -> None:
         self._keys_changed = callback
 
+    @property
+    def horizon(self) -> float:
+        """Seconds an entry matters after it was made (the longest token life + leeway)."""
+        return self._horizon
+
     def observe(self, observer: Observer) -> None:
         self._observers.append(observer)
+
+    def unobserve(self, observer: Observer) -> None:
+        """Stop telling ``observer`` (a revocation feed connection that ended)."""
+        with contextlib.suppress(ValueError):
+            self._observers.remove(observer)
 
     async def load(self) -> None:
         """Read every unexpired entry (at start); key entries need no reload then."""

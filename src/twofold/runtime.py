@@ -17,6 +17,7 @@ from twofold.clients import Clients
 from twofold.clock import Clock, SystemClock
 from twofold.config import Settings, prepare_data_dir
 from twofold.errors import StoreUnavailable
+from twofold.exchange import ExchangePolicy, TokenExchange
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.masterkey import MasterKey
@@ -24,6 +25,7 @@ from twofold.oauth import TokenService
 from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
 from twofold.refresh import RefreshPolicy, RefreshTokens
 from twofold.revocation import Revoker
+from twofold.scoped_tokens import ScopedTokenPolicy, ScopedTokens
 from twofold.session_cache import SessionCache
 from twofold.sessions import SessionManager, SessionPolicy
 from twofold.signing_keys import SigningKeys
@@ -53,6 +55,7 @@ class Runtime:
     admin: Admin
     clients: Clients
     oauth: TokenService
+    exchange: TokenExchange
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -145,8 +148,28 @@ class Runtime:
             clock,
             master_key.derive("known-device"),
         )
+        audit_log = AuditLog(store, clock)
+        scoped_tokens = ScopedTokens(
+            store,
+            store,
+            revoker,
+            audit_log,
+            clock,
+            ScopedTokenPolicy(
+                scopes=tuple(settings.scopes), max_lifetime=settings.scoped_token_max_lifetime
+            ),
+        )
         authority = Authority(
-            accounts, sessions, tokens, refresh, revoker, AuditLog(store, clock), throttle
+            accounts,
+            sessions,
+            tokens,
+            refresh,
+            revoker,
+            audit_log,
+            throttle,
+            scoped_tokens=scoped_tokens,
+            scopes=settings.scopes,
+            session_sid_key=master_key.derive("session-sid"),
         )
 
         async def reload_keys() -> None:
@@ -165,6 +188,14 @@ class Runtime:
             Admin(authority, keys),
             Clients(store, clock),
             TokenService(authority),
+            TokenExchange(
+                authority,
+                scoped_tokens,
+                ExchangePolicy(
+                    audiences=tuple(settings.token_audiences),
+                    lifetime=settings.exchange_token_lifetime,
+                ),
+            ),
         )
 
     def serve(self) -> None:
@@ -184,8 +215,8 @@ class Runtime:
 
     async def maintain(self) -> None:
         """One round of upkeep: retire keys whose tokens have all expired (and tell every
-        instance), and purge expired sessions, families and revocation entries in bounded
-        batches."""
+        instance), and purge expired sessions, families, scoped tokens and revocation
+        entries in bounded batches."""
         now = self.clock.now()
         retired = await self.keys.retire_due()
         if retired:
@@ -196,6 +227,7 @@ class Runtime:
         purges: tuple[Callable[[], Awaitable[int]], ...] = (
             lambda: self.session_store.purge_expired_sessions(now, PURGE_BATCH),
             lambda: self.store.purge_expired_families(now, PURGE_BATCH),
+            lambda: self.store.purge_expired_scoped_tokens(now, PURGE_BATCH),
             lambda: self.authority.revoker.purge(PURGE_BATCH),
             lambda: self.store.purge_stale_failures(
                 now - self.settings.login_failure_memory, PURGE_BATCH

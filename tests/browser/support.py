@@ -35,9 +35,12 @@ PHONE: ViewportSize = {"width": 375, "height": 740}
 # The login failures one account may have (from browsers that have not logged in to it)
 # before each further attempt must wait; small, so the throttle test is quick. The limit
 # per address is high: every browser here comes from 127.0.0.1.
+#: The audience tokens made on the devices page may be exchanged for.
+API_AUDIENCE = "notes"
 SERVER_SETTINGS: dict[str, object] = {
     "login_failures_per_account": 3,
     "login_failures_per_address": 10_000,
+    "token_audiences": API_AUDIENCE,
 }
 
 THROTTLED = re.compile(r"Too many failed attempts; try again in (\d+) seconds?\.")

@@ -27,6 +27,10 @@ def test_openapi_covers_the_contract_routes() -> None:
         ("/auth/me", "get"),
         ("/auth/password", "post"),
         ("/auth/email", "post"),
+        ("/auth/token", "post"),
+        ("/auth/scoped-tokens", "get"),
+        ("/auth/scoped-tokens", "post"),
+        ("/auth/scoped-tokens/{token_id}", "delete"),
         ("/.well-known/jwks.json", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
@@ -44,6 +48,7 @@ def test_openapi_says_how_each_route_authenticates() -> None:
         "session",
         "csrf",
         "client",
+        "scoped_token",
     }
     assert paths["/auth/me"]["get"]["security"] == [{"bearer": []}, {"session": []}]
     assert paths["/admin/users/{user_id}/lock"]["post"]["security"] == [
@@ -51,6 +56,14 @@ def test_openapi_says_how_each_route_authenticates() -> None:
         {"session": [], "csrf": []},
     ]
     assert paths["/oauth/introspect"]["post"]["security"] == [{"client": []}]
+    assert paths["/auth/token"]["post"]["security"] == [
+        {"scoped_token": []},
+        {"session": [], "csrf": []},
+    ]
+    assert paths["/auth/scoped-tokens"]["post"]["security"] == [
+        {"bearer": []},
+        {"session": [], "csrf": []},
+    ]
     for public in ("/auth/login", "/auth/register", "/auth/refresh"):
         assert "security" not in paths[public]["post"]
     assert "security" not in paths["/.well-known/jwks.json"]["get"]

@@ -84,6 +84,9 @@ def serve(
         server_header=False,
         # The app reads forwarding headers itself, from trusted_proxies only.
         proxy_headers=False,
+        # Revocation feed connections stay open until they end by themselves (at most
+        # every 10 s): a shutdown does not wait for them longer than this.
+        timeout_graceful_shutdown=5,
         ssl_certfile=tls.cert if tls else None,
         ssl_keyfile=tls.key if tls else None,
     )

@@ -19,7 +19,7 @@ from twofold.http.body_limit import BodyLimitMiddleware
 from twofold.http.cors import CorsMiddleware
 from twofold.http.csrf import CsrfGuard, own_origins
 from twofold.http.deps import Web
-from twofold.http.routes import admin, auth, health, oauth, wellknown
+from twofold.http.routes import admin, auth, feed, health, oauth, tokens, wellknown
 from twofold.http.security_headers import SecurityHeadersMiddleware
 from twofold.http.session_renewal import SessionRenewalMiddleware
 from twofold.http.transport import CookiePolicy
@@ -59,8 +59,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     errors.install(app)
     for router in (
         auth.router,
+        tokens.router,
         admin.router,
         oauth.router,
+        feed.router,
         wellknown.router,
         health.router,
         pages.router,

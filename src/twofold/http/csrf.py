@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from twofold.config import normalize_origin
 from twofold.errors import CsrfFailed
@@ -33,7 +33,12 @@ class CsrfGuard:
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
     def check(
-        self, request: Request, binding: str, presented: str | None, *, purpose: str = "session"
+        self,
+        request: HTTPConnection,
+        binding: str,
+        presented: str | None,
+        *,
+        purpose: str = "session",
     ) -> None:
         """Raise ``CsrfFailed`` unless the origin is ours and ``presented`` matches."""
         self.check_origin(request)
@@ -41,7 +46,7 @@ class CsrfGuard:
         if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
             raise CsrfFailed()
 
-    def check_origin(self, request: Request) -> None:
+    def check_origin(self, request: HTTPConnection) -> None:
         """Origin (or, lacking it, Referer) must be this server's public origin or a
         trusted one; the request's own Host header is not trusted (a client chooses it).
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from twofold.accounts import ROLE_ADMIN
 from twofold.authority import Origin, Principal
-from twofold.errors import Forbidden, NotAuthenticated, UnsupportedMediaType
+from twofold.errors import Forbidden, InvalidToken, NotAuthenticated, UnsupportedMediaType
 from twofold.http.csrf import HEADER, SAFE_METHODS, CsrfGuard
 from twofold.http.session_renewal import RENEWED_SESSION
 from twofold.http.transport import CookiePolicy, bearer_token, session_cookie
@@ -44,10 +44,15 @@ def client_address(request: Request) -> str | None:
 
 
 def origin(request: Request) -> Origin:
+    return origin_of(request, web(request).cookies)
+
+
+def origin_of(connection: HTTPConnection, cookies: CookiePolicy) -> Origin:
+    """Where a request came from: its address, user agent and known-device cookie."""
     return Origin(
-        client_address(request),
-        request.headers.get("user-agent"),
-        request.cookies.get(web(request).cookies.device_name),
+        connection.client.host if connection.client else None,
+        connection.headers.get("user-agent"),
+        connection.cookies.get(cookies.device_name),
     )
 
 
@@ -81,7 +86,12 @@ async def authenticate(request: Request) -> Caller:
     context = web(request)
     token = bearer_token(request)
     if token is not None:
-        return Caller(context.runtime.authority.token_principal(token), None)
+        principal = context.runtime.authority.token_principal(token)
+        # Twofold's own endpoints take login tokens only. A token with a scope was made
+        # for another application (its audience already keeps it out): never here.
+        if principal.claims is not None and principal.claims.scope is not None:
+            raise InvalidToken("wrong_audience")
+        return Caller(principal, None)
     session_id = session_cookie(request, context.cookies)
     if session_id is None:
         raise NotAuthenticated()

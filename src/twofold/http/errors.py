@@ -26,6 +26,7 @@ _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 STATUS: dict[type[errors.TwofoldError], int] = {
     errors.InvalidRequest: 400,
     errors.UnsupportedMediaType: 415,
+    errors.PayloadTooLarge: 413,
     errors.AuthenticationFailed: 401,
     errors.NotAuthenticated: 401,
     errors.InvalidClient: 401,
@@ -63,8 +64,8 @@ def www_authenticate(exc: errors.TwofoldError) -> str:
     return REALM
 
 
-async def render_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.TwofoldError)
+def plain_error(exc: errors.TwofoldError) -> JSONResponse:
+    """The JSON answer for ``exc``, with the headers its status calls for."""
     status = status_for(exc)
     detail = exc.detail
     headers: dict[str, str] = {}
@@ -76,18 +77,25 @@ async def render_error(request: Request, exc: Exception) -> Response:
         headers["Retry-After"] = "1" if isinstance(exc, errors.Busy) else "5"
         if isinstance(exc, errors.StoreUnavailable):
             # The driver's words stay in the log; the caller learns only to come back.
-            log.warning("store unavailable", extra={"reason": exc.detail})
             detail = errors.StoreUnavailable.default_detail
+    return error_response(status, exc.code, detail, headers)
+
+
+async def render_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.TwofoldError)
+    response = plain_error(exc)
+    status = response.status_code
+    if isinstance(exc, errors.StoreUnavailable):
+        log.warning("store unavailable", extra={"reason": exc.detail})
     elif status == 500:
         log.error("configuration error", extra={"code": exc.code})
-    response = error_response(status, exc.code, detail, headers)
     # A bad token or refresh token says nothing about the session cookie sent alongside.
     if isinstance(exc, errors.NotAuthenticated) and not isinstance(
         exc, errors.InvalidToken | errors.InvalidGrant
     ):
         _clear_dead_session_cookie(request, response)
     # What a refusal or a throttle says is meant for the caller; other words stay generic.
-    return for_browser(request, response, detail if status in (403, 429) else None)
+    return for_browser(request, response, exc.detail if status in (403, 429) else None)
 
 
 def for_browser(request: Request, answer: Response, detail: str | None = None) -> Response:

@@ -32,6 +32,13 @@ SCHEMES: dict[str, dict[str, Any]] = {
         "description": "The session's CSRF token: required with the cookie on every "
         "method but GET, HEAD and OPTIONS.",
     },
+    "scoped_token": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "tfs_<id>.<secret>",
+        "description": "A scoped token a user made for an application; only "
+        "POST /auth/token takes it.",
+    },
     "client": {
         "type": "http",
         "scheme": "basic",
@@ -41,6 +48,7 @@ SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 _SAFE = {"get", "head", "options"}
+EXCHANGE = "/auth/token"
 _PUBLIC = {
     ("post", "/auth/register"),
     ("post", "/auth/login"),
@@ -49,6 +57,9 @@ _PUBLIC = {
 
 
 def _security(method: str, path: str) -> list[dict[str, list[str]]] | None:
+    if (method, path) == ("post", EXCHANGE):
+        # A session or a scoped token; a login access token cannot exchange.
+        return [{"scoped_token": []}, {"session": [], "csrf": []}]
     if path.startswith("/oauth/"):
         return [{"client": []}]
     if not path.startswith(("/auth/", "/admin/")) or (method, path) in _PUBLIC:

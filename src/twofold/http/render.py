@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from twofold.devices import Device
-from twofold.http.schemas import AdminUserOut, DeviceOut, LiveDeviceOut
-from twofold.store.records import User
+from twofold.http.schemas import AdminUserOut, DeviceOut, LiveDeviceOut, ScopedTokenOut
+from twofold.store.records import ScopedTokenRecord, User
 
 
 def rfc3339(timestamp: float) -> str:
@@ -39,4 +39,15 @@ def admin_user_out(user: User) -> AdminUserOut:
         roles=list(user.roles),
         locked=user.locked,
         created_at=rfc3339(user.created_at),
+    )
+
+
+def scoped_token_out(record: ScopedTokenRecord) -> ScopedTokenOut:
+    return ScopedTokenOut(
+        id=record.id,
+        name=record.name,
+        scopes=list(record.scopes),
+        created_at=rfc3339(record.created_at),
+        expires_at=rfc3339(record.expires_at),
+        last_used_at=None if record.last_used_at is None else rfc3339(record.last_used_at),
     )

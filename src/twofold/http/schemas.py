@@ -136,6 +136,56 @@ class EndedOut(BaseModel):
     ended: int
 
 
+class ExchangeIn(Strict):
+    audience: str = Field(
+        min_length=1, max_length=255, description="One of the configured `token_audiences`."
+    )
+    scope: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Space-separated scopes, a subset of the caller's; omitted: all of them.",
+    )
+
+
+class ExchangeOut(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name)
+    expires_in: int
+    scope: str = Field(description="The granted scopes, space-separated.")
+    audience: str
+
+
+class ScopedTokenIn(Strict):
+    name: str = Field(min_length=1, max_length=64, description="What the token is for.")
+    scopes: list[str] = Field(
+        min_length=1, max_length=64, description="A subset of the configured scopes."
+    )
+    expires_in: int | None = Field(
+        default=None,
+        description="Seconds until it expires, at most `scoped_token_max_lifetime` (the default).",
+    )
+
+
+class ScopedTokenOut(BaseModel):
+    id: str = Field(description="Handle for DELETE, and the `sid` of its access tokens.")
+    name: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+
+
+class NewScopedTokenOut(ScopedTokenOut):
+    token: str = Field(
+        description="`<id>.<secret>` for `Authorization: Bearer` at POST /auth/token: "
+        "shown this once, never again."
+    )
+
+
+class ScopedTokensOut(BaseModel):
+    tokens: list[ScopedTokenOut]
+
+
 class AdminUserOut(UserOut):
     locked: bool
     created_at: str
@@ -226,6 +276,7 @@ class DiscoveryOut(BaseModel):
     twofold_login_endpoint: str
     twofold_refresh_endpoint: str
     twofold_sessions_endpoint: str
+    twofold_revocation_feed_endpoint: str
 
 
 class HealthOut(BaseModel):

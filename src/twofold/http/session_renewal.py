@@ -9,10 +9,14 @@ or cleared the session cookie itself (login, logout, password change), which win
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from twofold.http.csrf import CsrfGuard
+from twofold.http.transport import CookiePolicy
 from twofold.sessions import IssuedSession
 
 RENEWED_SESSION = "twofold_renewed_session"
@@ -32,22 +36,36 @@ class SessionRenewalMiddleware:
             renewed: IssuedSession | None = scope.get("state", {}).get(RENEWED_SESSION)
             if message["type"] == "http.response.start" and renewed is not None:
                 web = scope["app"].state.web
-                cookies = web.cookies
-                headers = MutableHeaders(scope=message)
-                prefix = f"{cookies.session_name}=".encode()
-                already = any(
-                    name == b"set-cookie" and value.startswith(prefix)
-                    for name, value in message.get("headers", [])
-                )
-                if not already:
-                    # The cookie's attributes live in CookiePolicy, which writes them onto
-                    # a response: let it write onto a scratch one and copy the header.
-                    scratch = Response()
-                    cookies.set_session(scratch, renewed)
-                    for name, value in scratch.raw_headers:
-                        if name == b"set-cookie":
-                            headers.append("set-cookie", value.decode("latin-1"))
-                    headers[CSRF_HEADER] = web.csrf.token_for(renewed.id)
+                hand_over(message, renewed, web.cookies, web.csrf)
             await send(message)
 
         await self.app(scope, receive, send_renewal)
+
+
+def hand_over(
+    message: Message, renewed: IssuedSession, cookies: CookiePolicy, csrf: CsrfGuard
+) -> None:
+    """Add the renewed session's cookie and CSRF token to a response start ``message``,
+    unless the response sets the session cookie itself."""
+    if add_cookies(message, cookies, lambda response: cookies.set_session(response, renewed)):
+        MutableHeaders(scope=message)[CSRF_HEADER] = csrf.token_for(renewed.id)
+
+
+def add_cookies(message: Message, cookies: CookiePolicy, write: Callable[[Response], None]) -> bool:
+    """Let ``write`` set cookies on a scratch response and copy them into a response start
+    ``message`` (the attributes live in ``CookiePolicy``, which writes onto responses).
+    Nothing is added, and False returned, when the response sets the session cookie
+    itself: what the route did wins."""
+    prefix = f"{cookies.session_name}=".encode()
+    if any(
+        name == b"set-cookie" and value.startswith(prefix)
+        for name, value in message.get("headers", [])
+    ):
+        return False
+    scratch = Response()
+    write(scratch)
+    headers = MutableHeaders(scope=message)
+    for name, value in scratch.raw_headers:
+        if name == b"set-cookie":
+            headers.append("set-cookie", value.decode("latin-1"))
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from twofold.errors import InvalidToken
@@ -98,16 +98,16 @@ class CookiePolicy:
         )
 
 
-def session_cookie(request: Request, policy: CookiePolicy) -> str | None:
+def session_cookie(request: HTTPConnection, policy: CookiePolicy) -> str | None:
     """The session id, from the cookie only: never from the URL or the body (S4)."""
     return request.cookies.get(policy.session_name) or None
 
 
-def refresh_cookie(request: Request, policy: CookiePolicy) -> str | None:
+def refresh_cookie(request: HTTPConnection, policy: CookiePolicy) -> str | None:
     return request.cookies.get(policy.refresh_name) or None
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     """The Bearer token of the Authorization header (RFC 6750 section 2.1), or None if there
     is none: another scheme (Basic, say) carries no Bearer credentials (section 3.1).
 

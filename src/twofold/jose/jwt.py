@@ -128,6 +128,7 @@ class AccessTokenCodec:
         sid: str | None = None,
         jti: str | None = None,
         not_before: float | None = None,
+        client_id: str | None = None,
     ) -> tuple[str, AccessClaims]:
         """Sign a new access token with the ring's signing key; return it with its claims.
 
@@ -135,7 +136,7 @@ class AccessTokenCodec:
         adds unregistered claims; it may not override registered ones. ``jti`` defaults to
         128 random bits. ``not_before`` is the user's revocation cut-off: ``iat`` (whole
         seconds) is raised to it, so a token made in the second of a revocation is not
-        taken for one made before it.
+        taken for one made before it. ``client_id`` defaults to the policy's (Twofold's own).
         """
         policy = self._policy
         if not isinstance(sub, str) or not sub:
@@ -157,6 +158,8 @@ class AccessTokenCodec:
             raise ValueError("sid must be a non-empty string")
         if jti is not None and (not isinstance(jti, str) or not jti):
             raise ValueError("jti must be a non-empty string")
+        if client_id is not None and (not isinstance(client_id, str) or not client_id):
+            raise ValueError("client_id must be a non-empty string")
         iat = int(self._clock.now())
         if not_before is not None:
             iat = max(iat, math.ceil(not_before))
@@ -170,7 +173,7 @@ class AccessTokenCodec:
             jti=secrets.token_urlsafe(16) if jti is None else jti,
             roles=tuple(roles),
             scope=scope,
-            client_id=policy.client_id,
+            client_id=policy.client_id if client_id is None else client_id,
             auth_time=None if auth_time is None else int(auth_time),
             sid=sid,
             extra=extra,

@@ -1,4 +1,5 @@
-"""The devices page: every session and token family of the user, each revocable (S8)."""
+"""The devices page: every session and token family of the user, each revocable (S8),
+and the user's tokens for other applications (scoped tokens): made, shown once, revoked."""
 
 from __future__ import annotations
 
@@ -8,25 +9,33 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from twofold.devices import Device, session_handle
-from twofold.errors import CsrfFailed, NotFound
-from twofold.http.deps import origin, web
+from twofold.errors import CsrfFailed, InvalidRequest, NotFound
+from twofold.http.deps import client_address, origin, web
 from twofold.http.pages.forms import (
     FORM_EXPIRED,
     SignedIn,
     check_form,
+    form_field,
     page,
     require_signed_in,
     see_other,
     to_login,
 )
+from twofold.store.records import ScopedTokenRecord
 
 router = APIRouter()
 
 DONE = {
     "revoked": "That device was logged out.",
     "others": "Every other device was logged out.",
+    "token-revoked": "That token was revoked; the application can no longer use it.",
 }
 GONE = "That device is no longer logged in, or it is not one of yours."
+TOKEN_GONE = "That token no longer exists, or it is not one of yours."  # noqa: S105 - a message
+DAY = 86_400
+#: Expiry choices of the token form (days); those past the configured maximum are left out.
+EXPIRY_DAYS = (7, 30, 90, 365)
+DEFAULT_EXPIRY_DAYS = 30
 
 # Checked in this order: Edge and Opera name Chrome too, and Chrome names Safari.
 _BROWSERS = (
@@ -81,10 +90,43 @@ def device_row(device: Device) -> dict[str, object]:
     }
 
 
+def token_row(record: ScopedTokenRecord) -> dict[str, object]:
+    """What a table row shows of a scoped token (never its secret: that is not kept)."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "scopes": " ".join(record.scopes),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "last_used_at": record.last_used_at,
+    }
+
+
+def expiry_choices(max_lifetime: float) -> list[dict[str, object]]:
+    """The form's expiry options in seconds: the preset days within the maximum, else the
+    maximum itself; the default is 30 days or the longest allowed below it."""
+    seconds = [days * DAY for days in EXPIRY_DAYS if days * DAY <= max_lifetime]
+    if not seconds:
+        seconds = [int(max_lifetime)]
+    default = max((s for s in seconds if s <= DEFAULT_EXPIRY_DAYS * DAY), default=seconds[0])
+    return [{"value": s, "label": _duration(s), "selected": s == default} for s in seconds]
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= DAY and seconds % DAY == 0:
+        days = seconds // DAY
+        return "1 year" if days == 365 else f"{days} day{'s' if days != 1 else ''}"
+    hours = max(1, seconds // 3600)
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
 async def _devices_page(
     request: Request, who: SignedIn, status: int = 200, **context: Any
 ) -> Response:
-    devices = await web(request).runtime.authority.devices(who.principal)
+    authority = web(request).runtime.authority
+    devices = await authority.devices(who.principal)
+    tokens = await authority.scoped_tokens.list_for_user(who.principal.user_id)
+    policy = authority.scoped_tokens.policy
     return page(
         request,
         who,
@@ -92,6 +134,9 @@ async def _devices_page(
         status,
         active="devices",
         devices=[device_row(d) for d in devices],
+        tokens=[token_row(t) for t in tokens],
+        scopes=policy.scopes,
+        expiries=expiry_choices(policy.max_lifetime),
         **context,
     )
 
@@ -132,3 +177,43 @@ async def revoke(device_id: str, request: Request) -> Response:
     if device.id == session_handle(principal.session.id_hash):
         return to_login(request)  # this very browser: it is logged out
     return see_other("/devices?done=revoked")
+
+
+@router.post("/devices/tokens")
+async def create_token(request: Request) -> Response:
+    """Make a scoped token; the answer is the page with the token shown this once."""
+    who = await require_signed_in(request)
+    try:
+        await check_form(request, who)
+        form = await request.form()
+        scopes = [value for value in form.getlist("scope") if isinstance(value, str)]
+        expires = await form_field(request, "expires_in")
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+            raise InvalidRequest("Choose when the token expires.")
+        new = await web(request).runtime.authority.scoped_tokens.create(
+            who.principal.user_id,
+            name=await form_field(request, "name"),
+            scopes=scopes,
+            expires_in=int(expires),
+            client_address=client_address(request),
+        )
+    except CsrfFailed:
+        return await _devices_page(request, who, 403, error=FORM_EXPIRED)
+    except InvalidRequest as exc:
+        return await _devices_page(request, who, 400, error=exc.detail)
+    return await _devices_page(request, who, new_token=new.token, new_token_name=new.record.name)
+
+
+@router.post("/devices/tokens/{token_id}/revoke")
+async def revoke_token(token_id: str, request: Request) -> Response:
+    who = await require_signed_in(request)
+    try:
+        await check_form(request, who)
+        await web(request).runtime.authority.scoped_tokens.revoke(
+            who.principal.user_id, token_id, client_address=client_address(request)
+        )
+    except CsrfFailed:
+        return await _devices_page(request, who, 403, error=FORM_EXPIRED)
+    except NotFound:
+        return await _devices_page(request, who, 404, error=TOKEN_GONE)
+    return see_other("/devices?done=token-revoked")

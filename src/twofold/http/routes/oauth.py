@@ -46,7 +46,7 @@ async def _form(request: Request) -> dict[str, str]:
     return form
 
 
-async def _client(request: Request, form: dict[str, str]) -> Client:
+async def authenticate_client(request: Request, form: dict[str, str]) -> Client:
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, encoded = header.partition(" ")
@@ -68,7 +68,7 @@ async def _client(request: Request, form: dict[str, str]) -> Client:
 
 async def _token(request: Request) -> tuple[Client, str]:
     form = await _form(request)
-    client = await _client(request, form)
+    client = await authenticate_client(request, form)
     token = form.get("token", "")
     if not token:
         raise InvalidRequest("The 'token' parameter is required.")

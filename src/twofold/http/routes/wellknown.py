@@ -50,5 +50,6 @@ def _discovery(request: Request) -> Response:
         twofold_login_endpoint=f"{base}/auth/login",
         twofold_refresh_endpoint=f"{base}/auth/refresh",
         twofold_sessions_endpoint=f"{base}/auth/sessions",
+        twofold_revocation_feed_endpoint=f"{base}/oauth/revocations",
     )
     return JSONResponse(document.model_dump(), headers={"Cache-Control": "public, max-age=300"})

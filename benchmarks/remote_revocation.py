@@ -1,0 +1,83 @@
+"""How fast a revocation on the Twofold server is refused by a microservice that verifies
+tokens remotely (``twofold.remote``: JWKS + revocation feed, no call per request).
+
+Starts a ``twofold serve`` and the example microservice (examples/microservice) on
+127.0.0.1, exactly as ``tests/examples/test_microservice.py`` does, then runs rounds of four
+revocations (logout, logout of the other sessions, password change, ``twofold user lock``
+from the CLI). For each it measures the time from the revoking answer until the
+microservice refuses the token, polling every 2 ms (one poll's round trip included), and
+prints p50, p99 and the maximum, overall and per kind. Everything is stopped at the end.
+
+    .venv/bin/python -m benchmarks.remote_revocation [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.examples.test_microservice import (
+    REVOCATIONS,
+    User,
+    deploy,
+    orders,
+    seconds_until_refused,
+    tear_down,
+)
+
+MAX_ROUNDS = 50
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def line(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"{name:<18} n={len(ms):<4} p50 {statistics.median(ms):7.1f}  "
+        f"p99 {percentile(ms, 0.99):7.1f}  max {max(ms):7.1f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10, help="four revocations each")
+    args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be 1 to {MAX_ROUNDS}")
+    delays: dict[str, list[float]] = {name: [] for name in REVOCATIONS}
+    with tempfile.TemporaryDirectory(prefix="twofold-remote-") as tmp:
+        deployment = deploy(Path(tmp))
+        try:
+            for _ in range(args.rounds):
+                for name, revoke in REVOCATIONS.items():
+                    user = User(deployment.server)
+                    session = user.session()
+                    try:
+                        token = session.token()
+                        assert orders(deployment.service, token) == 200
+                        revoke(user, session)
+                        delays[name].append(seconds_until_refused(deployment.service, token))
+                    finally:
+                        session.close()
+        finally:
+            tear_down(deployment)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}.")
+    print("Milliseconds from the revoking answer until the microservice refused:")
+    for name, values in delays.items():
+        print(line(name, values))
+    print(line("all", [d for values in delays.values() for d in values]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
