@@ -398,3 +398,11 @@ def test_the_own_audience_is_refused_whatever_it_is_called(
     monkeypatch.setenv("TWOFOLD_TOKEN_AUDIENCES", "reports https://auth.example.com")
     with pytest.raises(ConfigurationError, match="token_audiences must not contain audience"):
         load_settings()
+
+
+def test_the_own_audience_is_refused_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "Twofold" next to the audience "twofold": a resource server comparing audiences
+    without case would take an exchanged token for one of Twofold's own."""
+    monkeypatch.setenv("TWOFOLD_TOKEN_AUDIENCES", "reports Twofold")
+    with pytest.raises(ConfigurationError, match="token_audiences must not contain audience"):
+        load_settings()

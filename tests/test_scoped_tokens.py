@@ -126,7 +126,7 @@ async def test_revoking_anothers_token_is_not_found(tokens: ScopedTokens, user: 
     [
         (None, ("read", "write"), ("read", "write")),
         ("write", ("read", "write"), ("write",)),
-        ("write  read write", ("read", "write"), ("read", "write")),
+        ("write read write", ("read", "write"), ("read", "write")),
     ],
     ids=["all-by-default", "subset", "order-and-repeats"],
 )

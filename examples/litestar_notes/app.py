@@ -9,9 +9,12 @@ access tokens the server issues are good here, and a logout anywhere reaches it 
     GET  /admin/stats   only for the "admin" role
     GET  /healthz       always 200
 
-Run it:
+Run it beside ``twofold serve`` (port 8000), with the same TWOFOLD_DATA_DIR, this app's
+own public URL (the origin of cookie-authenticated changes, for the CSRF check) and the
+server's issuer (its tokens name it):
 
-    uvicorn app:app --app-dir examples/litestar_notes --port 8002
+    export TWOFOLD_PUBLIC_URL=http://127.0.0.1:8002 TWOFOLD_ISSUER=http://127.0.0.1:8000
+    .venv/bin/uvicorn app:app --app-dir examples/litestar_notes --port 8002
 """
 
 from __future__ import annotations

@@ -8,10 +8,14 @@
     GET  /api/me   JSON for a session cookie or a Bearer token with the "read" scope
     GET  /admin    only for users with the "admin" role
 
-Run it (it shares the store and settings of a Twofold server with the same TWOFOLD_*
-environment, and needs no server of its own):
+Run it on its own (it needs no Twofold server; its accounts live in TWOFOLD_DATA_DIR):
 
-    uvicorn app:app --app-dir examples/rails_login --port 8001
+    export TWOFOLD_PUBLIC_URL=http://127.0.0.1:8001
+    .venv/bin/uvicorn app:app --app-dir examples/rails_login --port 8001
+
+or beside ``twofold serve`` (port 8000) on the same TWOFOLD_DATA_DIR, so that one login is
+good in both: add TWOFOLD_ISSUER=http://127.0.0.1:8000 (the server's tokens name it). The
+public URL is this app's own: its forms' origin, which the CSRF check compares.
 """
 
 from __future__ import annotations

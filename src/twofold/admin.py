@@ -65,8 +65,8 @@ class Admin:
         self, user_id: str | None, *, actor: Principal | None, origin: Origin
     ) -> int:
         """End every session, token family and access token of one user (``user_id``) or,
-        with None, of everyone (SECURITY.md S8). Returns how many sessions and families
-        ended; access tokens are cut off by a revocation either way."""
+        with None, of everyone (SECURITY.md S8); of one user, their scoped tokens too.
+        Returns how many ended; access tokens are cut off by a revocation either way."""
         authority = self._authority
         # Cut access tokens off before the deletes (a crash half-way leaves them cut) and
         # after (a refresh that read its family before the delete signed its token before
@@ -82,6 +82,8 @@ class Admin:
             async with authority.revoker.cutting(user_id):
                 ended = await authority.sessions.end_all_for_user(user_id)
                 ended += len(await authority.refresh_tokens.end_all_for_user(user_id))
+                # A scoped token made with a stolen session would outlive it otherwise.
+                ended += len(await authority.scoped_tokens.end_all_for_user(user_id))
         await self._record(audit.SESSION_REVOKED, user_id, actor, origin, device="all", ended=ended)
         return ended
 

@@ -212,7 +212,9 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.tls_self_signed and self.tls_cert_file is not None:
             raise ValueError("tls_self_signed and tls_cert_file exclude each other")
-        if self.audience in self.token_audiences:
+        if self.audience.casefold() in {name.casefold() for name in self.token_audiences}:
+            # Compared without case: a resource server that compares audiences loosely
+            # must not take an exchanged token for one of Twofold's own.
             raise ValueError(
                 "token_audiences must not contain audience: exchanged tokens would be "
                 "accepted by Twofold's own endpoints"

@@ -42,8 +42,11 @@ class Exchanged:
 def granted_scopes(requested: str | None, held: tuple[str, ...]) -> tuple[str, ...]:
     """The scopes to grant, in the order held: all held ones when none are asked for;
     ``InvalidScope`` when an asked-for one is not held, or nothing would be granted."""
-    wanted = set(held if requested is None else requested.split())
-    if not wanted or not wanted <= set(held):
+    # RFC 6749 section 3.3: names separated by single spaces; tabs, other whitespace and
+    # empty names are malformed, not separators.
+    parts = list(held) if requested is None else requested.split(" ")
+    wanted = set(parts)
+    if not wanted or "" in wanted or not wanted <= set(held):
         raise InvalidScope()
     return tuple(scope for scope in held if scope in wanted)
 

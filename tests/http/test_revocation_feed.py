@@ -346,3 +346,66 @@ def test_a_private_feed_needs_client_credentials(make_server: ServerFactory) -> 
 def test_a_public_feed_needs_nothing(live: LiveServer) -> None:
     with feed(live) as stream:
         stream.catch_up()
+
+
+def test_a_position_past_the_end_restarts_from_the_beginning(live: LiveServer) -> None:
+    """A follower whose position is past the stream's end (the store was replaced or
+    restored from a backup) is told to reset and gets every entry from the start, so
+    revocations under numbers it has already passed are not lost."""
+    token = live.token_pair()["access_token"]
+    logout(live, token)
+    sid = claims_of(token)["sid"]
+    with feed(live, headers={"Last-Event-ID": "999999999"}) as stream:
+        hello, entries, beat = stream.catch_up()
+    assert hello.data["reset"] is True
+    assert hello.data["seq"] < 999999999
+    assert sid in {e.data["subject"] for e in entries}
+    assert int(beat.id or 0) <= hello.data["seq"]
+
+
+def test_a_position_within_the_stream_is_not_reset(live: LiveServer) -> None:
+    """An ordinary resume carries no reset."""
+    with feed(live) as stream:
+        hello, _, beat = stream.catch_up()
+    assert "reset" not in hello.data
+    with feed(live, params={"after": beat.data["seq"]}) as stream:
+        assert "reset" not in stream.catch_up()[0].data
+
+
+def test_a_catch_up_is_sent_a_batch_at_a_time(
+    make_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up larger than a batch arrives whole, in order, read and sent batch by
+    batch (never held in memory at once); the heartbeat comes only at its end."""
+    monkeypatch.setattr(feed_route, "READ_BATCH", 3)
+    server = make_server()
+    for n in range(10):
+        append(server, "family", f"batch-{n}")
+    with feed(server) as stream:
+        _, entries, beat = stream.catch_up()
+    subjects = [e.data["subject"] for e in entries if e.data["subject"].startswith("batch-")]
+    assert subjects == [f"batch-{n}" for n in range(10)]
+    assert beat.data["seq"] == entries[-1].data["seq"]
+
+
+def test_connections_are_bounded_per_address(make_server: ServerFactory) -> None:
+    """A public feed cannot be made to hold unbounded connections: past the bound a new
+    one is 503 busy with Retry-After, and a closed one frees its place."""
+    server = make_server()
+    gate = feed_route.FeedGate(total=10, per_address=2)
+    server.app.state.feed_gate = gate
+    with feed(server) as first, feed(server) as second:
+        first.catch_up()
+        second.catch_up()
+        with server.client() as client:
+            refused = client.get(FEED)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "busy"
+        assert refused.headers["retry-after"] == "1"
+    deadline = time.monotonic() + 5
+    while True:  # the server notices the closed connections at its next send
+        with server.client() as client, client.stream("GET", FEED) as answer:
+            if answer.status_code == 200:
+                break
+        assert time.monotonic() < deadline, "closed feed connections were not released"
+        time.sleep(0.2)

@@ -169,10 +169,13 @@ def test_an_audience_that_is_not_configured_is_invalid_target(
 
 
 @pytest.mark.parametrize(
-    "scope", ["read admin", "READ", "", "   "], ids=["superset", "case", "empty", "blank"]
+    "scope",
+    ["read admin", "READ", "", "   ", "read\twrite", "read  write", "read\u00a0write"],
+    ids=["superset", "case", "empty", "blank", "tab", "double-space", "nbsp"],
 )
 def test_a_scope_the_caller_does_not_hold_is_invalid_scope(server: LiveServer, scope: str) -> None:
-    """Asking for more than the caller holds, or for nothing, mints nothing."""
+    """Asking for more than the caller holds, or for nothing, mints nothing; names are
+    separated by single spaces only (RFC 6749 section 3.3)."""
     with browser(server, server.register()) as client:
         assert_error(exchange(client, scope=scope), 400, "invalid_scope")
 
@@ -519,3 +522,16 @@ def test_scoped_tokens_are_audited(server: LiveServer) -> None:
         assert secret not in json.dumps(event.detail)
         if event.kind.startswith("scoped_token"):
             assert event.detail["token"] == created["id"]
+
+
+def test_an_admin_ending_a_users_logins_ends_their_scoped_tokens(server: LiveServer) -> None:
+    """An admin's "end everything" for a user also ends the scoped tokens, which a stolen
+    session could have made to outlive its own end."""
+    email = server.register()
+    with browser(server, email) as client:
+        created = create_token(client)
+    runtime = server.runtime
+    user = server.call(runtime.admin.find_user(email))
+    server.call(runtime.admin.end_sessions(user.id, actor=None, origin=Origin()))
+    with with_token(server, created["token"]) as app:
+        assert_error(exchange(app), 401, "invalid_token")

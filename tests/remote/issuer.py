@@ -34,6 +34,7 @@ class FakeIssuer:
     requests: list[httpx.Request] = field(default_factory=list)
     heartbeating: bool = True
     feed_status: int = 200
+    jwks_status: int = 200
     #: Basic credentials the feed demands, if any.
     feed_authorization: str | None = None
     _wake: asyncio.Event | None = None
@@ -98,6 +99,8 @@ class FakeIssuer:
         if path == "/.well-known/openid-configuration":
             return httpx.Response(200, json=self.discovery)
         if path == "/.well-known/jwks.json":
+            if self.jwks_status != 200:
+                return httpx.Response(self.jwks_status, json={"error": "store_unavailable"})
             return httpx.Response(200, json={"keys": self.published})
         if path == "/oauth/revocations":
             if self.feed_authorization is not None and (

@@ -236,6 +236,29 @@ async def test_a_key_entry_re_reads_the_jwks(issuer: FakeIssuer, verifier: Remot
     assert (await verifier.verify(issuer.token(new_key))).sub == "user-1"
 
 
+async def test_a_key_change_whose_jwks_cannot_be_read_fails_closed(
+    issuer: FakeIssuer, verifier: RemoteVerifier
+) -> None:
+    """A key change announced while the JWKS cannot be read: the dropped (perhaps
+    compromised) key is trusted at most max_staleness longer, then tokens are refused
+    until the JWKS is read; then the dropped key's tokens are refused for good."""
+    old = issuer.token()
+    new_key = JoseKey.generate("ES256", kid="k2")
+    issuer.publish(new_key)
+    issuer.jwks_status = 503
+    issuer.revoke("key", "k2")
+    started = time.monotonic()
+    await eventually(lambda: verifier.staleness() > FAST.max_staleness, 3)
+    with pytest.raises(FeedUnavailable):
+        await verifier.verify(old)
+    assert time.monotonic() - started < FAST.max_staleness + 0.5
+    issuer.jwks_status = 200
+    await eventually(lambda: verifier.staleness() < FAST.max_staleness, 5)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(old)
+    assert (await verifier.verify(issuer.token(new_key))).sub == "user-1"
+
+
 async def test_published_keys_without_alg_are_skipped(issuer: FakeIssuer) -> None:
     """The ring decides the algorithm (T2): a key that does not name one is not used."""
     jwk = issuer.signing.public_jwk()

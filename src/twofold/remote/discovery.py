@@ -76,11 +76,16 @@ def same_origin(url: str, issuer: str) -> bool:
         return False
 
 
+#: Identity encoding: a compressed answer would be inflated before its size is checked
+#: (a small hostile body could become gigabytes).
+PLAIN_JSON = {"Accept": "application/json", "Accept-Encoding": "identity"}
+
+
 async def fetch_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """GET a JSON object of at most ``MAX_DOCUMENT_BYTES``; ``FeedUnavailable`` when the
     issuer cannot be reached or does not answer 200 with one."""
     try:
-        async with client.stream("GET", url, headers={"Accept": "application/json"}) as answer:
+        async with client.stream("GET", url, headers=PLAIN_JSON, follow_redirects=False) as answer:
             if answer.status_code != 200:
                 raise FeedUnavailable(f"The issuer answered {answer.status_code} for {url}.")
             body = bytearray()

@@ -162,13 +162,23 @@ class FeedFollower:
         self._pruned_at = monotonic()
         self._refresh_wanted = False
         self._refresher: asyncio.Task[None] | None = None
+        # Monotonic time of the oldest key change not yet followed by a JWKS read.
+        self._keys_wanted_at: float | None = None
         self._failing = False
 
     def staleness(self) -> float:
-        """Seconds since the feed was last known current; infinite before the first time."""
+        """Seconds since the feed was last known current; infinite before the first time.
+
+        A key change that the JWKS has not been read for since counts as staleness too:
+        until it is read, a key the issuer dropped (perhaps compromised) still verifies, so
+        a JWKS that cannot be read fails closed on the same bound as a lost feed."""
         if self._synced_at is None:
             return math.inf
-        return self._monotonic() - self._synced_at
+        now = self._monotonic()
+        stale = now - self._synced_at
+        if self._keys_wanted_at is not None:
+            stale = max(stale, now - self._keys_wanted_at)
+        return stale
 
     async def run(self) -> None:
         """Follow forever: connect, read, reconnect after a failure with a backoff."""
@@ -199,7 +209,12 @@ class FeedFollower:
 
     async def _follow_once(self) -> bool:
         """One connection; True if it delivered a ``hello`` (the issuer read its store)."""
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        # Identity encoding: the parser bounds lines, which inflating chunks would defeat.
+        headers = {
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+            "Cache-Control": "no-store",
+        }
         if self._seq:
             headers["Last-Event-ID"] = str(self._seq)
         if self._authorization is not None:
@@ -210,7 +225,7 @@ class FeedFollower:
         hello = False
         caught_up = False
         async with self._client.stream(
-            "GET", self._endpoint, headers=headers, timeout=timeout
+            "GET", self._endpoint, headers=headers, timeout=timeout, follow_redirects=False
         ) as answer:
             self._check_answer(answer)
             parser = EventParser()
@@ -250,6 +265,12 @@ class FeedFollower:
     def _hello(self, data: dict[str, Any]) -> None:
         _seq(data)
         self.failure = None
+        if data.get("reset") is True:
+            # Our position is past the issuer's stream (its store was replaced or
+            # restored): it sends everything from the start. What we hold stays (refusing
+            # more is safe); the position restarts, so that resuming works again.
+            log.warning("the issuer's revocation stream restarted; following it anew")
+            self._seq = 0
         horizon = data.get("horizon")
         if not _finite(horizon) or horizon <= 0:
             raise FeedProtocolError("bad horizon")
@@ -299,6 +320,8 @@ class FeedFollower:
         """Re-read the JWKS in the background (the feed is not held up), once for any
         number of key entries that arrive meanwhile."""
         self._refresh_wanted = True
+        if self._keys_wanted_at is None:
+            self._keys_wanted_at = self._monotonic()
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.create_task(self._refresh_keys())
 
@@ -315,6 +338,8 @@ class FeedFollower:
         while True:
             try:
                 await self._keys_changed()
+                if not self._refresh_wanted:  # no newer change came meanwhile
+                    self._keys_wanted_at = None
                 return
             except TwofoldError as exc:
                 # Until it is read, a key the issuer dropped is still trusted: keep trying

@@ -68,4 +68,3 @@ def principal_from_claims(claims: AccessClaims) -> Principal:
         claims=claims,
         scopes=() if claims.scope is None else tuple(claims.scope.split()),
     )
-

@@ -24,9 +24,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from twofold.clock import Clock
-from twofold.errors import InvalidRequest, StoreUnavailable
+from twofold.errors import Busy, InvalidRequest, StoreUnavailable
 from twofold.http.deps import web
 from twofold.http.routes.oauth import authenticate_client
 from twofold.http.schemas import ErrorOut
@@ -44,8 +45,14 @@ HEARTBEAT_INTERVAL = 1.0
 #: Last-Event-ID and loses nothing. This bounds how long a graceful shutdown waits for
 #: feed connections (uvicorn waits for open responses) and re-checks client credentials.
 STREAM_LIFETIME = 10.0
-#: Entries per store read.
+#: Entries per store read, and per chunk sent.
 READ_BATCH = 1000
+#: Seconds a stream may overrun its lifetime while a slow client takes the last chunk.
+SLOW_READER_GRACE = 5.0
+#: Open feed connections at most, and from one client address: resource servers keep one
+#: each; a proxy in front is one address, so the per-address bound is not tiny.
+MAX_CONNECTIONS = 200
+MAX_PER_ADDRESS = 20
 
 _SEQ = re.compile(r"[0-9]{1,18}")
 _SENT_KINDS = frozenset({"token", "family", "user", "key"})
@@ -73,31 +80,92 @@ async def revocation_feed(request: Request) -> Response:
     revoker = runtime.authority.revoker
     store = runtime.session_store
     # Read before answering: a store that cannot be read is a 503, not an empty stream.
-    catch_up, seq = await _read(revoker, store, after, runtime.clock)
+    # After it, the last seq this instance knows is at least every entry committed so far.
+    await revoker.catch_up()
+    latest = revoker.revoked.last_seq
+    # A position past the stream's end means the store was replaced or restored (the
+    # client followed another stream): everything from the start, and the client is told
+    # to forget what it had, or it would wait for entries under numbers never to come.
+    reset = after > latest
+    if reset:
+        after = 0
+    address = request.client.host if request.client else ""
+    gate = _gate(request)
+    gate.enter(address)
     wake = asyncio.Event()
 
     def notify(entries: Sequence[Revocation]) -> None:
         wake.set()
 
     async def events() -> AsyncIterator[str]:
-        # Observed from here on; the first loop round reads again, so nothing applied
-        # between the catch-up read and now is missed.
+        # Observed from here on; the first round reads at once, so nothing applied
+        # between the read above and now is missed.
         revoker.observe(notify)
         wake.set()
         try:
-            hello = {"seq": seq, "horizon": revoker.horizon, "heartbeat": HEARTBEAT_INTERVAL}
-            yield _event("hello", hello) + _revocations(catch_up) + _heartbeat(seq, runtime.clock)
-            async for chunk in _follow(revoker, store, seq, wake, runtime.clock):
+            hello: dict[str, Any] = {
+                "seq": latest,
+                "horizon": revoker.horizon,
+                "heartbeat": HEARTBEAT_INTERVAL,
+            }
+            if reset:
+                hello["reset"] = True
+            yield _event("hello", hello)
+            async for chunk in _follow(revoker, store, after, wake, runtime.clock):
                 yield chunk
         finally:
             revoker.unobserve(notify)
+            gate.leave(address)
 
-    return StreamingResponse(
+    return FeedResponse(
         events(),
         media_type="text/event-stream",
         # No proxy may buffer or cache the stream (nginx honours X-Accel-Buffering).
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class FeedResponse(StreamingResponse):
+    """A stream that ends within ``STREAM_LIFETIME`` plus a grace even when the client
+    reads too slowly to take it (a send blocked on a full socket buffer is cut off)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STREAM_LIFETIME + SLOW_READER_GRACE):
+                await super().__call__(scope, receive, send)
+
+
+class FeedGate:
+    """Bounds the open feed connections, in all and per client address: each holds a
+    task and a store read per wake-up, and the feed is public by default."""
+
+    def __init__(self, total: int = MAX_CONNECTIONS, per_address: int = MAX_PER_ADDRESS) -> None:
+        self._total = total
+        self._per_address = per_address
+        self._open: dict[str, int] = {}
+
+    def enter(self, address: str) -> None:
+        if sum(self._open.values()) >= self._total or self._open.get(address, 0) >= (
+            self._per_address
+        ):
+            raise Busy("Too many revocation feed connections; try again shortly.")
+        self._open[address] = self._open.get(address, 0) + 1
+
+    def leave(self, address: str) -> None:
+        left = self._open.get(address, 0) - 1
+        if left > 0:
+            self._open[address] = left
+        else:
+            self._open.pop(address, None)
+
+
+def _gate(request: Request) -> FeedGate:
+    """The application's gate (one per app, made on first use)."""
+    state = request.app.state
+    gate: FeedGate | None = getattr(state, "feed_gate", None)
+    if gate is None:
+        gate = state.feed_gate = FeedGate()
+    return gate
 
 
 def _position(request: Request) -> int:
@@ -115,23 +183,26 @@ def _position(request: Request) -> int:
 async def _follow(
     revoker: Revoker, store: RevocationStore, seq: int, wake: asyncio.Event, clock: Clock
 ) -> AsyncIterator[str]:
-    """New entries as they are applied here, a heartbeat every second; ends after
-    ``STREAM_LIFETIME`` or when the store cannot be read."""
+    """Entries after ``seq`` a batch at a time (a catch-up of thousands is never held in
+    memory at once), then new entries as they are applied here; a heartbeat every second
+    once caught up. Ends after ``STREAM_LIFETIME`` or when the store cannot be read."""
     ends = time.monotonic() + STREAM_LIFETIME
-    beat = time.monotonic()
+    beat = 0.0  # a heartbeat as soon as the catch-up is done
+    more = True
     while time.monotonic() < ends:
-        timeout = max(0.0, beat + HEARTBEAT_INTERVAL - time.monotonic())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout)
+        if not more:
+            timeout = max(0.0, beat + HEARTBEAT_INTERVAL - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
         wake.clear()  # before the read: an entry applied during it wakes the next round
         try:
-            entries, seq = await _read(revoker, store, seq, clock)
+            entries, seq, more = await _read(revoker, store, seq, clock)
         except StoreUnavailable as exc:
             # No heartbeat without a read: ending is how the follower learns at once.
             log.warning("revocation feed ended: store unreadable", extra={"reason": exc.detail})
             return
         chunk = _revocations(entries)
-        if time.monotonic() - beat >= HEARTBEAT_INTERVAL:
+        if not more and time.monotonic() - beat >= HEARTBEAT_INTERVAL:
             chunk += _heartbeat(seq, clock)
             beat = time.monotonic()
         if chunk:
@@ -140,24 +211,19 @@ async def _follow(
 
 async def _read(
     revoker: Revoker, store: RevocationStore, seq: int, clock: Clock
-) -> tuple[list[Revocation], int]:
-    """Every entry after ``seq`` that still matters, and the last seq read."""
-    entries: list[Revocation] = []
-    now = clock.now() - revoker.horizon
-    while True:
-        batch = await store.revocations_after(seq, now, READ_BATCH)
-        entries.extend(batch)
-        if batch:
-            seq = batch[-1].seq
-        if len(batch) < READ_BATCH:
-            break
+) -> tuple[list[Revocation], int, bool]:
+    """A batch of the entries after ``seq`` that still matter, the last seq read, and
+    whether more may follow."""
+    entries = await store.revocations_after(seq, clock.now() - revoker.horizon, READ_BATCH)
+    if entries:
+        seq = entries[-1].seq
     if any(entry.kind == "key" for entry in entries):
         # A follower answers a key entry by reading the JWKS from here: this instance
         # must have reloaded its key ring first. The feed can read an entry written by
         # another process before this instance's own follower does, or while it is still
         # reloading; catching up (which waits for a reload under way) settles both.
         await revoker.catch_up()
-    return entries, seq
+    return entries, seq, len(entries) == READ_BATCH
 
 
 def _revocations(entries: Sequence[Revocation]) -> str:
