@@ -134,6 +134,10 @@ def server(tmp_path: Path, store_settings: dict[str, object]) -> Iterator[Twofol
         # A busy test machine must not turn a late read of the revocation stream into
         # 503s (fail-closed is not what is tested here).
         "event_max_staleness": 10,
+        # The checks try every password an account ever had, in order, the right one
+        # last: the login throttle would answer that one 429 after the wrong ones.
+        "login_failures_per_account": 1000,
+        "login_failures_per_address": 100_000,
         **store_settings,
     }
     process = TwofoldProcess(tmp_path / "data", settings)

@@ -29,6 +29,10 @@ from twofold.runtime import Runtime
 from twofold.store.records import User
 
 
+def _not_started() -> ConfigurationError:
+    return ConfigurationError("Twofold has not been started: run it in the app's lifespan.")
+
+
 class Twofold:
     """The Twofold runtime for an app of your own; start it with the app (:meth:`lifespan`,
     or ``async with``) and hand it to ``TwofoldMiddleware``.
@@ -96,13 +100,13 @@ class Twofold:
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            raise ConfigurationError("Twofold has not been started: run it in the app lifespan.")
+            raise _not_started()
         return self._runtime
 
     @property
     def csrf(self) -> CsrfGuard:
-        self.runtime  # noqa: B018 - the same "not started" error
-        assert self._csrf is not None
+        if self._csrf is None:
+            raise _not_started()
         return self._csrf
 
     # -- logging in and out from your own routes ----------------------------------------
