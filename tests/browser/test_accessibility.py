@@ -60,6 +60,12 @@ LABEL_CHECKS_PER_PAGE = 3
 
 def check_page(page: Page, name: str, viewport: ViewportSize) -> list[str]:
     """What is wrong with the page now in ``page``."""
+    # The browser applies autofocus at a later rendering step than the load: on a busy
+    # machine the survey could run before it, and the Tab below race it.
+    page.wait_for_function(
+        "() => { const a = document.querySelector('[autofocus]');"
+        " return !a || document.activeElement === a; }"
+    )
     survey: dict[str, Any] = page.evaluate(SURVEY)
     problems = []
     if survey["h1"] != 1:
