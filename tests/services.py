@@ -37,6 +37,10 @@ def require(what: str, found: str | None) -> str:
     pytest.skip(message)
 
 
+#: Tries to start a server before giving up.
+START_ATTEMPTS = 3
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,11 +48,15 @@ def free_port() -> int:
         return port
 
 
+class ServerExited(RuntimeError):
+    """The server process ended while it was being waited for."""
+
+
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server on port {port} exited with {proc.returncode}")
+            raise ServerExited(f"the server on port {port} exited with {proc.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
@@ -98,15 +106,26 @@ class Server:
         return None
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self._command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                user=self._user(),
-                start_new_session=True,
-            )
-        wait_for_port(self.port, self.proc)
+        """Start and wait for the port. A restart right after a stop can find what the
+        old process held not yet released on a loaded machine (the process then exits at
+        once): it is tried again, and a last failure names the server's own words."""
+        for attempt in range(START_ATTEMPTS):
+            with self.log.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    self._command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    user=self._user(),
+                    start_new_session=True,
+                )
+            try:
+                wait_for_port(self.port, self.proc)
+                return
+            except ServerExited as exc:
+                if attempt == START_ATTEMPTS - 1:
+                    tail = self.log.read_text(errors="replace")[-1500:]
+                    raise ServerExited(f"{exc}; its log ends:\n{tail}") from None
+                time.sleep(0.5 * (attempt + 1))
 
     def stop(self) -> None:
         self._signal(signal.SIGTERM)
