@@ -23,14 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.examples.test_microservice import (
-    REVOCATIONS,
-    User,
-    deploy,
-    orders,
-    seconds_until_refused,
-    tear_down,
-)
+from tests.examples.test_microservice import deploy, revocation_delays, tear_down
 
 MAX_ROUNDS = 50
 
@@ -54,21 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= MAX_ROUNDS:
         parser.error(f"--rounds must be 1 to {MAX_ROUNDS}")
-    delays: dict[str, list[float]] = {name: [] for name in REVOCATIONS}
     with tempfile.TemporaryDirectory(prefix="twofold-remote-") as tmp:
         deployment = deploy(Path(tmp))
         try:
-            for _ in range(args.rounds):
-                for name, revoke in REVOCATIONS.items():
-                    user = User(deployment.server)
-                    session = user.session()
-                    try:
-                        token = session.token()
-                        assert orders(deployment.service, token) == 200
-                        revoke(user, session)
-                        delays[name].append(seconds_until_refused(deployment.service, token))
-                    finally:
-                        session.close()
+            delays = revocation_delays(deployment, rounds=args.rounds)
         finally:
             tear_down(deployment)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}.")

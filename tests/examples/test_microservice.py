@@ -195,12 +195,11 @@ def test_tokens_not_for_the_service_are_refused(deployment: Deployment) -> None:
     assert orders(deployment.service, None) == 401
 
 
-def test_revocation_reaches_the_service_within_a_second(deployment: Deployment) -> None:
-    """Logout, logout everywhere, password change and a CLI lock, three times each: the
-    service refuses the token within 1 s of the server's answer (measured by polling every
-    2 ms), without any call to the server per request."""
+def revocation_delays(deployment: Deployment, *, rounds: int) -> dict[str, list[float]]:
+    """Seconds from each revoking answer until the service refused the token, by kind of
+    revocation (``rounds`` of each); also what ``benchmarks/remote_revocation.py`` runs."""
     delays: dict[str, list[float]] = {name: [] for name in REVOCATIONS}
-    for _ in range(3):
+    for _ in range(rounds):
         for name, revoke in REVOCATIONS.items():
             user = User(deployment.server)
             session = user.session()
@@ -211,6 +210,14 @@ def test_revocation_reaches_the_service_within_a_second(deployment: Deployment) 
                 delays[name].append(seconds_until_refused(deployment.service, token))
             finally:
                 session.close()
+    return delays
+
+
+def test_revocation_reaches_the_service_within_a_second(deployment: Deployment) -> None:
+    """Logout, logout everywhere, password change and a CLI lock, three times each: the
+    service refuses the token within 1 s of the server's answer (measured by polling every
+    2 ms), without any call to the server per request."""
+    delays = revocation_delays(deployment, rounds=3)
     everything = sorted(d for values in delays.values() for d in values)
     print(
         f"\nrevocation -> refusal at the microservice, n={len(everything)}: "
