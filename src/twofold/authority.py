@@ -64,6 +64,21 @@ class Principal:
     #: the ``scope`` claim's for a token exchanged for another application.
     scopes: tuple[str, ...] = ()
 
+    @classmethod
+    def from_claims(cls, claims: AccessClaims, *, unscoped: tuple[str, ...]) -> Principal:
+        """The caller a verified access token names. Its scopes are the ``scope`` claim's,
+        or ``unscoped`` for a token without one (a login token: every configured scope
+        where the configuration is known, none at a resource server)."""
+        email = claims.extra.get("email")
+        return cls(
+            user_id=claims.sub,
+            email=email if isinstance(email, str) else "",
+            roles=claims.roles,
+            mode="jwt",
+            claims=claims,
+            scopes=unscoped if claims.scope is None else tuple(claims.scope.split()),
+        )
+
     @property
     def family_id(self) -> str | None:
         return None if self.claims is None else self.claims.sid
@@ -321,15 +336,7 @@ class Authority:
         # An instance that lost the stream cannot know what was revoked elsewhere (O3).
         self.revoker.ensure_current()
         self.revoker.revoked.check(claims)
-        email = claims.extra.get("email")
-        return Principal(
-            user_id=claims.sub,
-            email=email if isinstance(email, str) else "",
-            roles=claims.roles,
-            mode="jwt",
-            claims=claims,
-            scopes=self.scopes if claims.scope is None else tuple(claims.scope.split()),
-        )
+        return Principal.from_claims(claims, unscoped=self.scopes)
 
     def session_sid(self, id_hash: bytes) -> str:
         """The ``sid`` of access tokens exchanged from the session with this id hash: an

@@ -46,16 +46,7 @@ class BodyLimitMiddleware:
             await _refuse(send, 413, "body_too_large", "The request body is too large.")
             return
 
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _read(self, receive: Receive) -> tuple[bytes, Outcome]:
         """The body and how reading it ended. A body over the limit is still read (and
@@ -100,3 +91,18 @@ async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app ``body`` (read whole beforehand) as one message,
+    then passes on what comes after it (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

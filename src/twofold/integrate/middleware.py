@@ -35,6 +35,7 @@ from twofold.errors import (
     StoreUnavailable,
     TwofoldError,
 )
+from twofold.http.body_limit import replaying
 from twofold.http.csrf import FORM_FIELD, HEADER, SAFE_METHODS
 from twofold.http.errors import plain_error
 from twofold.http.session_renewal import add_cookies, hand_over
@@ -192,13 +193,4 @@ async def _form_token(
     body = b"".join(chunks)
     # Bounded by the body limit; no field-count limit, which would raise on a big form.
     values = parse_qs(body.decode("latin-1")).get(FORM_FIELD)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return (values[0] if values else None), replay
+    return (values[0] if values else None), replaying(body, receive)

@@ -25,11 +25,10 @@ from twofold.errors import InvalidToken
 from twofold.http.errors import plain_error
 from twofold.http.transport import bearer_token
 from twofold.integrate.context import set_principal
-from twofold.jose.jwt import AccessClaims
 from twofold.remote.errors import FeedUnavailable
 from twofold.remote.verifier import RemoteVerifier
 
-__all__ = ["RemoteAuthMiddleware", "principal_from_claims"]
+__all__ = ["RemoteAuthMiddleware"]
 
 
 class RemoteAuthMiddleware:
@@ -47,24 +46,12 @@ class RemoteAuthMiddleware:
             token = bearer_token(HTTPConnection(scope))
             principal = None
             if token is not None:
-                principal = principal_from_claims(await self.verifier.verify(token))
+                claims = await self.verifier.verify(token)
+                # Which scopes a token without a ``scope`` claim implies is the issuer's
+                # configuration, unknown here: none.
+                principal = Principal.from_claims(claims, unscoped=())
         except (InvalidToken, FeedUnavailable) as exc:
             await plain_error(exc)(scope, receive, send)
             return
         set_principal(scope, principal)
         await self.app(scope, receive, send)
-
-
-def principal_from_claims(claims: AccessClaims) -> Principal:
-    """The caller a verified token names. Scopes are the token's ``scope`` claim; a
-    token without one holds none here (which scopes a full login token implies is the
-    issuer's configuration, not known to a resource server)."""
-    email = claims.extra.get("email")
-    return Principal(
-        user_id=claims.sub,
-        email=email if isinstance(email, str) else "",
-        roles=claims.roles,
-        mode="jwt",
-        claims=claims,
-        scopes=() if claims.scope is None else tuple(claims.scope.split()),
-    )
