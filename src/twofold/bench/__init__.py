@@ -1,0 +1,1 @@
+"""``twofold bench``: sessions and JWTs measured on this machine, and the speed targets."""
