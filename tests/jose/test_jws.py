@@ -417,6 +417,20 @@ def test_verifier_memo_is_bounded(keys: dict[Algorithm, JoseKey]) -> None:
     assert len(verifier._memo) == jws.MAX_REMEMBERED_HEADERS
 
 
+def test_verify_payload_matches_verify(keys: dict[Algorithm, JoseKey]) -> None:
+    """verify_payload() runs the same checks as verify() and returns the same payload."""
+    key = keys["ES256"]
+    verifier = jws.JwsVerifier(KeyRing([key]), typ=TYP)
+    good = jws.sign({"typ": TYP}, b'{"a":1}', key)
+    header, payload, signature = _segments(good)
+    for _ in range(2):  # before and after the header is remembered
+        assert verifier.verify_payload(good) == verifier.verify(good)[1] == b'{"a":1}'
+        for bad in (f"{header}.{payload}.{signature[:-2]}AA", f"{header}.e30.{signature}"):
+            with pytest.raises(InvalidToken) as caught:
+                verifier.verify_payload(bad)
+            assert caught.value.reason == "bad_signature"
+
+
 def test_verifier_matches_the_function_on_every_reason(
     keys: dict[Algorithm, JoseKey],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
@@ -48,6 +49,17 @@ def test_sign_then_verify(key: JoseKey) -> None:
 def test_bad_signature_returns_false_never_raises(key: JoseKey, mangle: Any) -> None:
     """verify() answers False for any malformed or wrong signature instead of raising."""
     assert key.verify(b"msg", mangle(key.sign(b"msg"))) is False
+
+
+def test_hmac_key_is_standard_hmac_sha256_on_every_call() -> None:
+    """The pre-keyed HMAC context is copied per message: no state leaks between calls."""
+    secret = bytes(range(32))
+    key = JoseKey.from_material("k", "HS256", secret)
+    for message in (b"first", b"second", b"first"):
+        expected = hmac.digest(secret, message, "sha256")
+        assert key.sign(message) == expected
+        assert key.verify(message, expected)
+    assert not key.verify(b"second", hmac.digest(secret, b"first", "sha256"))
 
 
 def test_es256_signature_is_raw_r_and_s_not_der(keys: dict[Algorithm, JoseKey]) -> None:

@@ -10,7 +10,6 @@ once from configuration and then only signs and verifies bytes.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from twofold.errors import ConfigurationError
 from twofold.jose.jwk import public_key_from_jwk, public_members, thumbprint
@@ -169,23 +169,36 @@ class JoseKey(ABC):
 
 
 class _HmacKey(JoseKey):
-    __slots__ = ("_secret",)
+    __slots__ = ("_keyed", "_secret")
 
     _secret: bytes
+    #: HMAC-SHA256 already keyed with the secret, copied for each message. ``hmac.digest``
+    #: looks SHA-256 up in OpenSSL and derives the inner and outer pads on every call, which
+    #: cost about 3 of the 5.5 us a verification took on the benchmark machine.
+    _keyed: HMAC
 
     def __init__(self, kid: str | None, secret: bytes) -> None:
         self._init(kid if kid is not None else secrets.token_urlsafe(16), "HS256", 32)
         object.__setattr__(self, "_secret", secret)
+        object.__setattr__(self, "_keyed", HMAC(secret, _SHA256))
 
     @property
     def can_sign(self) -> bool:
         return True
 
     def sign(self, signing_input: bytes) -> bytes:
-        return hmac.digest(self._secret, signing_input, "sha256")
+        mac = self._keyed.copy()
+        mac.update(signing_input)
+        return mac.finalize()
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
-        return hmac.compare_digest(hmac.digest(self._secret, signing_input, "sha256"), signature)
+        mac = self._keyed.copy()
+        mac.update(signing_input)
+        try:
+            mac.verify(signature)  # constant-time comparison
+        except InvalidSignature:
+            return False
+        return True
 
     def public_jwk(self) -> None:
         return None
