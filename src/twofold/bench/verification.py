@@ -83,6 +83,10 @@ class Verification:
     baseline_name: str
     #: Median over rounds of (ours p50 / baseline p50) within the round.
     ratio: float
+    #: PyJWT's ``jwt.decode`` of the same token (issuer, audience and expiry checked) against
+    #: the same baseline, measured the same way -- what a common Python stack pays; None
+    #: when PyJWT is not installed.
+    pyjwt_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,30 @@ def _hmac_check(secret: bytes, token: str) -> Callable[[], object]:
     return check
 
 
+def _pyjwt_decode(fixture: _Fixture) -> Callable[[], object] | None:
+    """PyJWT verifying ``fixture.token`` as a resource server would, or None without PyJWT."""
+    try:
+        import jwt  # optional: only the reference figure needs it
+    except ImportError:
+        return None
+    material = fixture.key.to_material()
+    key: Any = (
+        material
+        if fixture.key.alg == "HS256"
+        else serialization.load_pem_private_key(material, password=None).public_key()
+    )
+    policy = fixture.codec.policy
+    algorithms = [fixture.key.alg]
+    token = fixture.token
+
+    def decode() -> object:
+        return jwt.decode(
+            token, key, algorithms=algorithms, audience=policy.audience, issuer=policy.issuer
+        )
+
+    return decode
+
+
 def _per_call_us(fn: Callable[[], object], calls: int) -> float:
     clock = time.perf_counter_ns
     start = clock()
@@ -201,12 +229,21 @@ def measure(alg: Algorithm, *, quick: bool) -> Verification:
     ours_samples, base_samples, ratios = _interleaved(
         lambda: codec.verify(token), base, rounds=_ROUNDS[quick], budget=_BUDGET[quick]
     )
+    reference = _pyjwt_decode(fixture)
+    pyjwt_ratio = None
+    if reference is not None:
+        reference()
+        *_, reference_ratios = _interleaved(
+            reference, base, rounds=_ROUNDS[quick], budget=_BUDGET[quick]
+        )
+        pyjwt_ratio = statistics.median(reference_ratios)
     return Verification(
         alg=alg,
         ours=summarize(ours_samples),
         baseline=summarize(base_samples),
         baseline_name=_BASELINE_NAMES[alg],
         ratio=statistics.median(ratios),
+        pyjwt_ratio=pyjwt_ratio,
     )
 
 
@@ -225,6 +262,11 @@ def targets(*, quick: bool) -> list[Target]:
                 detail=(
                     f"ours {result.ours.p50:.1f} µs, baseline {result.baseline.p50:.1f} µs "
                     f"(p50; p99 {result.ours.p99:.1f} / {result.baseline.p99:.1f} µs)"
+                    + (
+                        ""
+                        if result.pyjwt_ratio is None
+                        else f"; PyJWT {result.pyjwt_ratio:.2f}x the same baseline"
+                    )
                 ),
             )
         )
