@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import sys
+import threading
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterator
@@ -373,3 +376,13 @@ async def test_the_hash_queue_is_bounded() -> None:
         hasher.close()
     assert sum(isinstance(r, str) for r in results) == 2
     assert sum(isinstance(r, Busy) for r in results) == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_hash_threads_run_nicer_than_the_event_loop(hasher: PasswordHasher) -> None:
+    """Hashing runs at a lower CPU priority than the requests, so a burst of logins does not
+    take the cores from the requests that only check a session or a token."""
+    hash_priority = hasher._pool.submit(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ).result()
+    assert hash_priority > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

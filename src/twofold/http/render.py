@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 
 from twofold.devices import Device
 from twofold.http.schemas import AdminUserOut, DeviceOut, LiveDeviceOut, ScopedTokenOut
@@ -10,9 +10,8 @@ from twofold.store.records import ScopedTokenRecord, User
 
 
 def rfc3339(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    # strftime of a struct_time: a third of the cost of a datetime (every /auth/me).
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def device_out(device: Device) -> DeviceOut:
