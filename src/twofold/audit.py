@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from twofold.clock import Clock
 from twofold.store.base import AuditStore
 from twofold.store.records import AuditEvent
+
+if TYPE_CHECKING:
+    # metrics.py names audit event kinds: imported for types only, no cycle at runtime.
+    from twofold.metrics import Metrics
 
 log = logging.getLogger("twofold.audit")
 
@@ -67,9 +71,11 @@ MAX_PAGE = 500
 
 
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Clock) -> None:
+    def __init__(self, store: AuditStore, clock: Clock, *, metrics: Metrics | None = None) -> None:
         self._store = store
         self._clock = clock
+        # Every revocation is audited, so counting them here misses none.
+        self._metrics = metrics
 
     async def record(
         self,
@@ -91,6 +97,8 @@ class AuditLog:
             detail=detail,
         )
         seq = await self._store.append_audit(event)
+        if self._metrics is not None:
+            self._metrics.audited(kind, detail)
         log.info(
             kind,
             extra={"audit_seq": seq, "user_id": user_id, "actor_id": actor_id, "detail": detail},

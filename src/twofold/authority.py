@@ -19,14 +19,19 @@ from twofold.devices import Device, family_handle, from_family, from_session, pa
 from twofold.emails import normalize_email
 from twofold.errors import (
     AuthenticationFailed,
+    Busy,
     Conflict,
     InvalidGrant,
+    InvalidToken,
     NotAuthenticated,
     NotFound,
     ReauthenticationFailed,
+    StoreUnavailable,
+    Throttled,
 )
 from twofold.jose.b64 import b64url_encode
 from twofold.jose.jwt import AccessClaims, AccessTokenCodec
+from twofold.metrics import Metrics
 from twofold.refresh import IssuedRefresh, RefreshTokens, ReuseDetected
 from twofold.revocation import Revoker
 from twofold.scoped_tokens import ScopedTokens
@@ -140,7 +145,9 @@ class Authority:
         scoped_tokens: ScopedTokens,
         scopes: Sequence[str] = DEFAULT_SCOPES,
         session_sid_key: bytes | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
         self.throttle = throttle
         self.scoped_tokens = scoped_tokens
         self.scopes = tuple(scopes)
@@ -164,7 +171,27 @@ class Authority:
         self, email: str, password: str, mode: AuthMode, origin: Origin
     ) -> User:
         """The user, or ``AuthenticationFailed``; ``Throttled`` (before any password work)
-        while the account, the address or the device must wait (P3)."""
+        while the account, the address or the device must wait (P3). Counted by result."""
+        try:
+            user = await self._check_password(email, password, mode, origin)
+        except AuthenticationFailed as exc:
+            self.metrics.login(mode, exc.reason if exc.user_id else "unknown_account")
+            raise
+        except Throttled:
+            self.metrics.login(mode, "throttled")
+            raise
+        except Busy:
+            self.metrics.login(mode, "busy")
+            raise
+        except StoreUnavailable:
+            self.metrics.login(mode, "unavailable")
+            raise
+        self.metrics.login(mode, "succeeded")
+        return user
+
+    async def _check_password(
+        self, email: str, password: str, mode: AuthMode, origin: Origin
+    ) -> User:
         # The known-device cookie names the account by id: read it only when one came
         # (then for known and unknown addresses alike, P2); API clients send none.
         known = await self.accounts.find(email) if origin.known_device else None
@@ -271,8 +298,10 @@ class Authority:
         try:
             issued = await self.refresh_tokens.rotate(token)
         except ReuseDetected as exc:
+            self.metrics.refreshed("reuse")
             if not exc.ended_here:
                 raise
+            self.metrics.reuse_detected()
             await self.revoker.family(exc.family.id)
             await self.audit.record(
                 audit.REFRESH_REUSE,
@@ -280,6 +309,12 @@ class Authority:
                 client_address=origin.client_address,
                 device=family_handle(exc.family.id),
             )
+            raise
+        except InvalidGrant:
+            self.metrics.refreshed("refused")
+            raise
+        except StoreUnavailable:
+            self.metrics.refreshed("unavailable")
             raise
         family = issued.family
         user = await self.accounts.get(family.user_id)
@@ -290,12 +325,15 @@ class Authority:
             or self.revoker.revoked.family_revoked(family.id)
         ):
             await self.refresh_tokens.end(family.id)
+            self.metrics.refreshed("refused")
             raise InvalidGrant()
         # Read again after the spend: a family ended meanwhile (a device revoked, an admin
         # ending the user's logins) issues nothing. Ending cuts tokens off again after the
         # delete, so a pair signed after this read (no await in between) is cut off.
         if await self.refresh_tokens.get_family(family.id) is None:
+            self.metrics.refreshed("refused")
             raise InvalidGrant()
+        self.metrics.refreshed(issued.outcome.value)
         return self._pair(user, issued)
 
     # -- who is calling ----------------------------------------------------------------
@@ -304,10 +342,19 @@ class Authority:
         """The user behind a session id; roles, lock state and password changes are read
         with the session (one store read), or come from the session cache, which the
         revocation stream keeps coherent."""
-        record, user = await self.sessions.resolve(session_id)
+        try:
+            record, user = await self.sessions.resolve(session_id)
+        except NotAuthenticated:
+            self.metrics.authenticated("session", "invalid")
+            raise
+        except StoreUnavailable:
+            self.metrics.authenticated("session", "unavailable")
+            raise
         if user.locked or user.password_changed_at != record.password_changed_at:
+            self.metrics.authenticated("session", "revoked")
             await self.sessions.end(session_id)
             raise NotAuthenticated("The session is not valid.")
+        self.metrics.authenticated("session")
         renewed = None
         if user.roles_changed_at > record.roles_changed_at:
             # The roles changed since this id was issued: continue under a new id (S3).
@@ -332,10 +379,18 @@ class Authority:
         """The user behind an access token for ``audience`` (default: Twofold's own): a
         signature check, claim checks and the in-memory revocation check (T9); no store
         read. A token without a ``scope`` claim (a login token) holds every scope."""
-        claims = self.tokens.verify(token, audience=audience)
-        # An instance that lost the stream cannot know what was revoked elsewhere (O3).
-        self.revoker.ensure_current()
-        self.revoker.revoked.check(claims)
+        try:
+            claims = self.tokens.verify(token, audience=audience)
+            # An instance that lost the stream cannot know what was revoked elsewhere (O3).
+            self.revoker.ensure_current()
+            self.revoker.revoked.check(claims)
+        except InvalidToken as exc:
+            self.metrics.authenticated("jwt", exc.reason)
+            raise
+        except StoreUnavailable:
+            self.metrics.authenticated("jwt", "unavailable")
+            raise
+        self.metrics.authenticated("jwt")
         return Principal.from_claims(claims, unscoped=self.scopes)
 
     def session_sid(self, id_hash: bytes) -> str:

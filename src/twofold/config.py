@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -194,6 +194,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
     master_key_file: Path | None = Field(
         default=None, description="Defaults to DATA_DIR/master.key, made on first start."
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at GET /metrics (and time requests and store "
+        "calls for them); false: /metrics answers 404 and nothing is measured.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="A bearer token that GET /metrics requires (from anywhere). Without "
+        "one, only direct loopback clients may scrape: no forwarding headers, no proxy.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: LogFormat = "json"

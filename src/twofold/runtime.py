@@ -21,6 +21,7 @@ from twofold.exchange import ExchangePolicy, TokenExchange
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
 from twofold.masterkey import MasterKey
+from twofold.metrics import Metrics
 from twofold.oauth import TokenService
 from twofold.passwords import ARGON2_PROFILES, PasswordHasher, PasswordPolicy
 from twofold.refresh import RefreshPolicy, RefreshTokens
@@ -30,8 +31,9 @@ from twofold.session_cache import SessionCache
 from twofold.sessions import SessionManager, SessionPolicy
 from twofold.signing_keys import SigningKeys
 from twofold.store.base import Store
-from twofold.store.factory import store_from_url
+from twofold.store.factory import parse_url, store_from_url
 from twofold.store.migrate import upgrade
+from twofold.store.timed import timed
 from twofold.throttle import LoginThrottle, ThrottlePolicy
 
 log = logging.getLogger("twofold.runtime")
@@ -56,6 +58,7 @@ class Runtime:
     clients: Clients
     oauth: TokenService
     exchange: TokenExchange
+    metrics: Metrics = field(default_factory=Metrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -63,23 +66,27 @@ class Runtime:
         return self.authority.tokens.keyring
 
     @classmethod
-    async def start(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    async def start(
+        cls, settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+    ) -> Runtime:
         """Open the store (migrating an embedded SQLite database), load keys and the
-        revocation stream, build the core. Background work starts with :meth:`serve`."""
+        revocation stream, build the core. Background work starts with :meth:`serve`.
+        ``metrics`` (the app's, which its middleware shares) is made here when not given."""
         clock = clock or SystemClock()
+        metrics = metrics if metrics is not None else Metrics()
         prepare_data_dir(settings.data_dir)
         url = settings.effective_database_url
         if url.startswith("sqlite:"):
             # Embedded and owned by this server: bring it to the current schema itself.
             upgrade(url)
         master_key = MasterKey.load_or_create(settings.effective_master_key_file)
-        store = store_from_url(url)
+        store = _open_store(url, settings, metrics)
         await store.open()
         session_store = store
         hasher: PasswordHasher | None = None
         try:
             if settings.redis_url is not None:
-                session_store = store_from_url(settings.redis_url)
+                session_store = _open_store(settings.redis_url, settings, metrics)
                 await session_store.open()
             # An entry of the revocation stream lives as long as the tokens it can refuse.
             horizon = settings.access_token_lifetime + settings.token_leeway
@@ -148,7 +155,7 @@ class Runtime:
             clock,
             master_key.derive("known-device"),
         )
-        audit_log = AuditLog(store, clock)
+        audit_log = AuditLog(store, clock, metrics=metrics)
         scoped_tokens = ScopedTokens(
             store,
             store,
@@ -158,6 +165,7 @@ class Runtime:
             ScopedTokenPolicy(
                 scopes=tuple(settings.scopes), max_lifetime=settings.scoped_token_max_lifetime
             ),
+            metrics=metrics,
         )
         authority = Authority(
             accounts,
@@ -170,6 +178,7 @@ class Runtime:
             scoped_tokens=scoped_tokens,
             scopes=settings.scopes,
             session_sid_key=master_key.derive("session-sid"),
+            metrics=metrics,
         )
 
         async def reload_keys() -> None:
@@ -196,6 +205,7 @@ class Runtime:
                     lifetime=settings.exchange_token_lifetime,
                 ),
             ),
+            metrics=metrics,
         )
 
     def serve(self) -> None:
@@ -264,6 +274,14 @@ class Runtime:
         return (
             (self.store,) if self.session_store is self.store else (self.store, self.session_store)
         )
+
+
+def _open_store(url: str, settings: Settings, metrics: Metrics) -> Store:
+    """A new store for ``url``, its calls timed when metrics are on."""
+    store = store_from_url(url)
+    if not settings.metrics_enabled:
+        return store
+    return timed(store, parse_url(url).get_backend_name(), metrics)
 
 
 async def _close_stores(*stores: Store) -> None:

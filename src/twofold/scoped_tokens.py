@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from twofold import audit
 from twofold.audit import AuditLog
 from twofold.clock import Clock
-from twofold.errors import InvalidRequest, InvalidToken, NotAuthenticated, NotFound
+from twofold.errors import (
+    InvalidRequest,
+    InvalidToken,
+    NotAuthenticated,
+    NotFound,
+    StoreUnavailable,
+)
+from twofold.metrics import Metrics
 from twofold.revocation import Revoker
 from twofold.store.base import ScopedTokenStore, UserStore
 from twofold.store.records import ScopedTokenRecord, User
@@ -91,7 +98,10 @@ class ScopedTokens:
         audit_log: AuditLog,
         clock: Clock,
         policy: ScopedTokenPolicy,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics if metrics is not None else Metrics()
         self._store = store
         self._users = users
         self._revoker = revoker
@@ -165,6 +175,18 @@ class ScopedTokens:
     async def authenticate(self, token: str) -> ScopedGrant:
         """The token and its user; ``InvalidToken`` if it is unknown, wrong, expired,
         revoked, of a locked user or made before the password last changed."""
+        try:
+            grant = await self._check(token)
+        except InvalidToken as exc:
+            self._metrics.authenticated("scoped", exc.reason)
+            raise
+        except StoreUnavailable:
+            self._metrics.authenticated("scoped", "unavailable")
+            raise
+        self._metrics.authenticated("scoped")
+        return grant
+
+    async def _check(self, token: str) -> ScopedGrant:
         token_id, _, secret = token.partition(".")
         well_formed = _ID.fullmatch(token_id) is not None and len(secret) <= MAX_SECRET_LENGTH
         record = await self._store.get_scoped_token(token_id) if well_formed else None

@@ -19,19 +19,22 @@ from twofold.http.body_limit import BodyLimitMiddleware
 from twofold.http.cors import CorsMiddleware
 from twofold.http.csrf import CsrfGuard, own_origins
 from twofold.http.deps import Web
-from twofold.http.routes import admin, auth, feed, health, oauth, tokens, wellknown
+from twofold.http.request_metrics import RequestMetricsMiddleware
+from twofold.http.routes import admin, auth, feed, health, metrics, oauth, tokens, wellknown
 from twofold.http.security_headers import SecurityHeadersMiddleware
 from twofold.http.session_renewal import SessionRenewalMiddleware
 from twofold.http.transport import CookiePolicy
+from twofold.metrics import Metrics
 from twofold.runtime import Runtime
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The Twofold server as an ASGI app; the store opens when the app starts."""
+    measured = Metrics()  # this app's own registry: apps in one process never collide
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, clock=clock)
+        runtime = await Runtime.start(settings, clock=clock, metrics=measured)
         app.state.web = Web(
             runtime=runtime,
             cookies=CookiePolicy(secure=settings.secure_cookies),
@@ -65,6 +68,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         feed.router,
         wellknown.router,
         health.router,
+        metrics.router,
         pages.router,
     ):
         app.include_router(router)
@@ -80,6 +84,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
     app.add_middleware(AccessLogMiddleware)
+    if settings.metrics_enabled:
+        app.add_middleware(RequestMetricsMiddleware, metrics=measured)
     if settings.trusted_proxies:
         # Outermost, so the access log, the audit log and the throttle all see the client.
         # uvicorn's middleware takes the right-most address that is not a trusted proxy.
