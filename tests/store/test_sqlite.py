@@ -51,6 +51,14 @@ def raw(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+def assert_no_transaction_left_open(path: Path) -> None:
+    """Another connection takes the write lock at once: the store's writer holds none."""
+    with raw(path) as conn:
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+
+
 async def test_wal_mode_is_on(store: SQLiteStore) -> None:
     """The database runs in WAL mode, so reads on the loop never wait for the writer."""
     with raw(store.path) as conn:
@@ -146,7 +154,7 @@ async def test_failed_rotation_rolls_back_the_spend(store: SQLiteStore) -> None:
     assert await store.get_family(family.id) == family
     assert await store.get_refresh_token(other_first.hash) == other_first
     # The writer connection is usable again: no transaction was left open.
-    assert await store._write(lambda c: c.in_transaction) is False
+    assert_no_transaction_left_open(store.path)
     good = make_refresh_token(family.id, created_at=T0 + 2)
     assert await store.spend_refresh_token(first.hash, good, T0 + 2, T0 + 200) is True
 
@@ -177,7 +185,7 @@ async def test_rotation_waits_for_a_foreign_write_lock(db_path: Path) -> None:
             with pytest.raises(StoreUnavailable):
                 await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 100)
             intruder.execute("ROLLBACK")
-        assert await store._write(lambda c: c.in_transaction) is False
+        assert_no_transaction_left_open(db_path)
         assert await store.spend_refresh_token(first.hash, successor, T0 + 1, T0 + 100) is True
     finally:
         await store.close()

@@ -8,15 +8,15 @@ Reads run on the event-loop thread, on a read connection of their own. In WAL mo
 never waits for the writer (it reads the last committed snapshot), and a primary-key lookup
 (~10 us measured) is cheaper than a round trip to a worker thread (50-80 us). Writes go
 to one dedicated thread with its own connection: they never block the loop, and a single
-writer serialises them without SQLite lock contention.
+writer serialises them without SQLite lock contention. That thread group-commits: every
+write queued while it is busy runs in the next transaction, each in its own savepoint, and
+one fsync'd COMMIT acknowledges them all (``sqlite_writer.py`` says why and how).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from twofold.errors import ConfigurationError, StoreUnavailable
 from twofold.store import sqlite_statements as sql
 from twofold.store.migrate import head_revision
 from twofold.store.sqlite_statements import translate_error
+from twofold.store.sqlite_writer import SQLiteWriter
 
 _T = TypeVar("_T")
 
@@ -33,6 +34,12 @@ _MIGRATE_HINT = "run `twofold migrate` to create or upgrade it"
 # change). It waits on the event loop, stalling every request, so it gives up far sooner
 # than the writer (busy_timeout_ms, 5 s by default) and the one request fails closed.
 _READER_BUSY_TIMEOUT_MS = 200
+
+# FULL, not NORMAL: with NORMAL a commit in WAL mode survives a killed process but not a
+# power cut or OS crash. A registration, a logout or a refresh rotation that was
+# acknowledged must not come back (a spent refresh token would become usable again), so
+# each commit waits for its fsync (shared by all the writes of a batch: group commit).
+SYNCHRONOUS = "FULL"
 
 
 class SQLiteConnection:
@@ -45,8 +52,7 @@ class SQLiteConnection:
         self.path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
         self._reader: sqlite3.Connection | None = None
-        self._writer: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._writer: SQLiteWriter | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -58,11 +64,10 @@ class SQLiteConnection:
             self._reader = self._connect(min(self._busy_timeout_ms, _READER_BUSY_TIMEOUT_MS))
             self._reader.execute("PRAGMA query_only=ON")
             self._check_revision(self._reader)
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="twofold-sqlite-writer")
-            # Created on the writer thread, so it keeps sqlite3's same-thread check.
-            self._writer = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._connect_writer
-            )
+            # The connection is made on the writer thread, so it keeps sqlite3's
+            # same-thread check.
+            self._writer = SQLiteWriter(self._connect_writer)
+            await self._writer.start()
         except BaseException as exc:
             await self.close()
             mapped = translate_error(exc) if isinstance(exc, sqlite3.Error) else None
@@ -72,15 +77,13 @@ class SQLiteConnection:
 
     async def close(self) -> None:
         """Close both connections and stop the writer thread; closing twice is harmless."""
-        reader, writer, executor = self._reader, self._writer, self._executor
-        self._reader = self._writer = self._executor = None
+        reader, writer = self._reader, self._writer
+        self._reader = self._writer = None
         try:
-            if writer is not None and executor is not None:
-                # Queued behind any write still running, so nothing is cut off mid-way.
-                await asyncio.get_running_loop().run_in_executor(executor, writer.close)
+            if writer is not None:
+                # The writes already queued run first, so nothing is cut off mid-way.
+                await writer.close()
         finally:
-            if executor is not None:
-                executor.shutdown(wait=True)
             if reader is not None:
                 reader.close()
 
@@ -116,10 +119,7 @@ class SQLiteConnection:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise StoreUnavailable(f"SQLite refused WAL mode (journal_mode={mode}).")
-            # FULL, not NORMAL: with NORMAL a commit in WAL mode survives a killed process
-            # but not a power cut or OS crash. A registration or a logout that was
-            # acknowledged must not come back, so each commit waits for its fsync.
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             conn.execute("PRAGMA foreign_keys=ON")
         except BaseException:
             conn.close()
@@ -173,11 +173,14 @@ class SQLiteConnection:
     async def _write(
         self, work: Callable[[sqlite3.Connection], _T], conflict: str | None = None
     ) -> _T:
-        writer, executor = self._writer, self._executor
-        if writer is None or executor is None:
+        """Run ``work`` on the writer, atomically (in its own savepoint), and return its
+        result once the batch it ran in has committed. ``work`` must not BEGIN, COMMIT or
+        ROLLBACK: the writer's transaction is shared with the rest of the batch."""
+        writer = self._writer
+        if writer is None:
             raise StoreUnavailable("The SQLite store is not open.")
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, work, writer)
+            return await writer.run(work)
         except sqlite3.Error as exc:
             mapped = translate_error(exc, conflict)
             if mapped is None:
@@ -191,22 +194,9 @@ class SQLiteConnection:
     async def _atomic(
         self, work: Callable[[sqlite3.Connection], _T], conflict: str | None = None
     ) -> _T:
-        """Run several statements on the writer as one transaction."""
-        return await self._write(lambda conn: _in_transaction(conn, work), conflict)
+        """Run several statements on the writer as one atomic unit.
 
-
-def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    # The connection is in autocommit mode, so the transaction is spelled out. IMMEDIATE
-    # takes the write lock at BEGIN (waiting up to busy_timeout), not at the first write,
-    # where a deferred transaction could fail with SQLITE_BUSY half-way through.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        # Some errors (disk full, I/O) have already rolled the transaction back; a failed
-        # COMMIT (busy) has not.
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
+        The same as ``_write`` (every job has its own savepoint); the name marks the
+        callers whose statements must stand or fall together.
+        """
+        return await self._write(work, conflict)
