@@ -25,7 +25,7 @@ import httpx
 from twofold.bench.instances import Instance, running_instances
 from twofold.bench.load import LoadResult, run_load
 from twofold.bench.services import throwaway_redis
-from twofold.bench.targets import Target
+from twofold.bench.targets import RATIO, Target
 from twofold.config import Settings
 
 __all__ = ["Credentials", "login", "targets", "throughput_rounds"]
@@ -207,7 +207,7 @@ def saturation_target(url: str, credentials: Credentials, plan: Plan) -> Target:
         measured=round(ratio, 2),
         limit=3,
         direction="at_most",
-        unit="\N{MULTIPLICATION SIGN}",
+        unit=RATIO,
         detail=(
             f"median of {len(busy)} rounds; p99 busy "
             f"{statistics.median(r.latency_ms.p99 for r in busy):.1f} ms, idle "

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Target"]
+__all__ = ["RATIO", "Target"]
+
+#: The unit of a ratio target: the multiplication sign.
+RATIO = "\N{MULTIPLICATION SIGN}"
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Target:
     #: The limit the figure must stay at or under (``"at_most"``) or reach (``"at_least"``).
     limit: float
     direction: Literal["at_most", "at_least"]
-    #: "×" for ratios, "%" for shares of a baseline, "/s" for rates, "bytes".
+    #: :data:`RATIO` for ratios, "%" for shares of a baseline, "/s" for rates, "bytes".
     unit: str
     #: The raw figures behind ``measured``, e.g. "ours 52.1 µs, baseline 46.0 µs (p50)".
     detail: str

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from twofold.bench.stats import Summary, summarize
-from twofold.bench.targets import Target
+from twofold.bench.targets import RATIO, Target
 from twofold.clock import SystemClock
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
@@ -258,7 +258,7 @@ def targets(*, quick: bool) -> list[Target]:
                 measured=result.ratio,
                 limit=LIMITS[alg],
                 direction="at_most",
-                unit="×",  # noqa: RUF001 - the multiplication sign is the unit
+                unit=RATIO,
                 detail=(
                     f"ours {result.ours.p50:.1f} µs, baseline {result.baseline.p50:.1f} µs "
                     f"(p50; p99 {result.ours.p99:.1f} / {result.baseline.p99:.1f} µs)"
