@@ -78,6 +78,9 @@ class Plan:
     baseline_everywhere: bool = True
     #: Instances of a JWT algorithm that has a deployment of its own.
     jwt_instances: int = 2
+    #: Instances of the PostgreSQL and Redis deployments (the SQLite one always has two:
+    #: the revocation delay of a session and of an ES256 token is measured there).
+    shared_store_instances: int = 2
     #: Start every deployment's instances at once before measuring (the idle ones then
     #: share the machine with the one measured), instead of one deployment at a time.
     start_together: bool = False
@@ -90,6 +93,7 @@ QUICK = Plan(
     check_iterations=300,
     baseline_everywhere=False,
     jwt_instances=1,
+    shared_store_instances=1,
     start_together=True,
 )
 FULL = Plan(load_seconds=5.0, connections=32, revocation_rounds=20, check_iterations=5000)
@@ -287,8 +291,8 @@ class _Run:
                 self.got.skipped.append(
                     Skipped(
                         f"{name}: revocation delay",
-                        "a quick run starts one instance of this algorithm (a revocation "
-                        "does not depend on the signature algorithm; see JWT ES256)",
+                        "a quick run starts one instance of this configuration (the "
+                        "delays of a session and of a JWT are measured on SQLite)",
                     )
                 )
                 return
@@ -447,7 +451,13 @@ def run(options: BenchOptions, progress: Progress | None = None) -> BenchResults
         pg = stack.enter_context(stores.postgres(options.postgres_url))
         progress.step("Redis")
         rd = stack.enter_context(stores.redis(options.redis_url))
-        planned = plan_deployments(work, pg, rd, jwt_instances=options.plan.jwt_instances)
+        planned = plan_deployments(
+            work,
+            pg,
+            rd,
+            jwt_instances=options.plan.jwt_instances,
+            shared_store_instances=options.plan.shared_store_instances,
+        )
         # A missing store is reported whatever was asked for.
         state.got.skipped.extend(d for d in planned if isinstance(d, Skipped))
         deployments = [d for d in planned if isinstance(d, Deployment)]

@@ -89,7 +89,7 @@ class LoginCost:
 
 def refresh_cost(*, quick: bool) -> RefreshCost:
     """Measure rotations in a child process pinned to one core (see the module text)."""
-    seconds = 1.5 if quick else 5.0
+    seconds = 0.8 if quick else 5.0
     child = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "twofold.bench.store_costs", "refresh", str(seconds)],
         capture_output=True,
@@ -190,7 +190,7 @@ def _refresh_child(seconds: float) -> None:
 
 def login_cost(*, quick: bool) -> LoginCost:
     """Argon2 with the server's default profile and workers (see the module text)."""
-    return asyncio.run(_logins(1.5 if quick else 6.0))
+    return asyncio.run(_logins(1.0 if quick else 6.0))
 
 
 async def _logins(seconds: float) -> LoginCost:
@@ -200,7 +200,7 @@ async def _logins(seconds: float) -> LoginCost:
     try:
         encoded = await hasher.hash(_PASSWORD)
         hashes = []
-        for _ in range(3 if seconds < 2 else 10):
+        for _ in range(2 if seconds < 2 else 10):
             started = time.perf_counter()
             await hasher.verify(encoded, _PASSWORD)
             hashes.append((time.perf_counter() - started) * 1000)

@@ -31,6 +31,7 @@ from twofold.store.records import (
     User,
 )
 from twofold.store.redis_connection import (
+    PipelinedReads,
     RedisRevocationListener,
     check_persistence,
     pool_options,
@@ -108,6 +109,7 @@ class RedisStore:
         )
         self._timeout = timeout
         self._client: Redis | None = None
+        self._reads: PipelinedReads | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -118,6 +120,7 @@ class RedisStore:
             return
         client = Redis(connection_pool=BlockingConnectionPool(**self._options))
         self._scripts = {name: client.register_script(body) for name, body in lua.SCRIPTS.items()}
+        self._reads = PipelinedReads(client)
         self._client = client
         try:
             await self.ping()
@@ -128,7 +131,7 @@ class RedisStore:
 
     async def close(self) -> None:
         """Close every connection; closing twice is harmless."""
-        client, self._client = self._client, None
+        client, self._client, self._reads = self._client, None, None
         if client is not None:
             await client.aclose(close_connection_pool=True)
 
@@ -141,7 +144,7 @@ class RedisStore:
         await self._add("add_user", user.id, user.email, num(user.created_at), *user_fields(user))
 
     async def get_user(self, user_id: str) -> User | None:
-        return await self._get(lua.user_key(user_id), user_from_fields)
+        return _same(await self._get(lua.user_key(user_id), user_from_fields), "id", user_id)
 
     async def get_user_by_email(self, email: str) -> User | None:
         return maybe_from_reply(user_from_fields, await self._eval("get_user_by_email", email))
@@ -179,7 +182,9 @@ class RedisStore:
         _check(await self._eval("put_session", record.id_hash.hex(), *session_fields(record)))
 
     async def get_session(self, id_hash: bytes) -> SessionRecord | None:
-        return await self._get(lua.session_key(id_hash), session_from_fields)
+        return _same(
+            await self._get(lua.session_key(id_hash), session_from_fields), "id_hash", id_hash
+        )
 
     async def get_session_and_user(self, id_hash: bytes) -> tuple[SessionRecord, User] | None:
         reply = await self._eval("get_session_and_user", id_hash.hex())
@@ -456,8 +461,11 @@ class RedisStore:
         return await self._call(self._scripts[script](keys=keys, args=args))
 
     async def _get(self, key: str, decode: Callable[[Fields], _R]) -> _R | None:
-        """The record stored as hash ``key``, or None."""
-        return maybe_from_reply(decode, await self._call(self._redis().hgetall(key)))
+        """The record stored as hash ``key``, or None. Records are read on the pipelined
+        connection: this is the per-request read of sessions and tokens."""
+        if self._reads is None:
+            raise StoreUnavailable("The Redis store is not open.")
+        return maybe_from_reply(decode, await self._call(self._reads.read("HGETALL", key)))
 
     async def _add(self, script: str, *args: str | bytes | int) -> None:
         """Run a script that adds a record: ``Conflict`` if its id (or name) is taken."""
@@ -498,3 +506,12 @@ def _check(answer: bytes) -> bool:
     if answer != b"ok":
         raise ValueError(_BUGS.get(text(answer), text(answer)))
     return True
+
+
+def _same(record: _R | None, field: str, expected: object) -> _R | None:
+    """``record``, checked to be the one asked for. The reads behind authentication share a
+    pipelined connection (``PipelinedReads``): should its replies ever fall out of step, a
+    request must fail, never run as another user."""
+    if record is not None and getattr(record, field) != expected:
+        raise StoreUnavailable("Redis answered with another record than the one asked for.")
+    return record

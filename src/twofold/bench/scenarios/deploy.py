@@ -108,7 +108,12 @@ class Deployment:
 
 
 def plan_deployments(
-    work: Path, postgres: StoreURL, redis: StoreURL, *, jwt_instances: int
+    work: Path,
+    postgres: StoreURL,
+    redis: StoreURL,
+    *,
+    jwt_instances: int,
+    shared_store_instances: int,
 ) -> list[Deployment | Skipped]:
     """What to start for every configuration, in report order; a configuration whose
     store is missing comes back as a skip with the reason."""
@@ -125,7 +130,13 @@ def plan_deployments(
         planned.append(Skipped("session/PostgreSQL", postgres.reason))
     else:
         planned.append(
-            Deployment("postgres", (by_name["session/PostgreSQL"],), work / "pg", postgres.url)
+            Deployment(
+                "postgres",
+                (by_name["session/PostgreSQL"],),
+                work / "pg",
+                postgres.url,
+                count=shared_store_instances,
+            )
         )
     if redis.url is None:
         planned.append(Skipped("session/Redis", redis.reason))
@@ -136,7 +147,14 @@ def plan_deployments(
         # seals the signing keys kept in that database.
         data_dir = work / ("pg" if postgres.url is not None else "redis")
         planned.append(
-            Deployment("redis", (by_name["session/Redis"],), data_dir, postgres.url, redis.url)
+            Deployment(
+                "redis",
+                (by_name["session/Redis"],),
+                data_dir,
+                postgres.url,
+                redis.url,
+                count=shared_store_instances,
+            )
         )
     for algorithm in ALGORITHMS:
         if algorithm == "ES256":
