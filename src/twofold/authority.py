@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 from twofold import audit
 from twofold.accounts import Accounts
 from twofold.audit import AuditLog
+from twofold.clock import SystemClock
 from twofold.devices import Device, family_handle, from_family, from_session, parse_handle
 from twofold.emails import normalize_email
 from twofold.errors import (
@@ -31,6 +32,7 @@ from twofold.errors import (
 )
 from twofold.jose.b64 import b64url_encode
 from twofold.jose.jwt import AccessClaims, AccessTokenCodec
+from twofold.jose.verified_tokens import VerifiedTokens
 from twofold.metrics import Metrics
 from twofold.refresh import IssuedRefresh, RefreshTokens, ReuseDetected
 from twofold.revocation import Revoker
@@ -146,6 +148,7 @@ class Authority:
         scopes: Sequence[str] = DEFAULT_SCOPES,
         session_sid_key: bytes | None = None,
         metrics: Metrics | None = None,
+        verified_tokens: VerifiedTokens | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
         self.throttle = throttle
@@ -155,6 +158,12 @@ class Authority:
         self.accounts = accounts
         self.sessions = sessions
         self.tokens = tokens
+        #: How access tokens are verified on requests: the codec, remembering repeats.
+        self.verified_tokens = (
+            verified_tokens
+            if verified_tokens is not None
+            else VerifiedTokens(tokens, SystemClock(), capacity=0)
+        )
         self.refresh_tokens = refresh
         self.revoker = revoker
         self.audit = audit_log
@@ -380,7 +389,7 @@ class Authority:
         signature check, claim checks and the in-memory revocation check (T9); no store
         read. A token without a ``scope`` claim (a login token) holds every scope."""
         try:
-            claims = self.tokens.verify(token, audience=audience)
+            claims = self.verified_tokens.verify(token, audience=audience)
             # An instance that lost the stream cannot know what was revoked elsewhere (O3).
             self.revoker.ensure_current()
             self.revoker.revoked.check(claims)

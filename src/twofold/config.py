@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     )
     signing_algorithm: SigningAlgorithm = "ES256"
     access_token_lifetime: int = Field(default=300, ge=30, le=86_400)
+    access_token_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="Access tokens remembered as verified, by their exact text, so a repeat "
+        "skips the signature check (expiry and revocation are still checked on every "
+        "request; forgotten on any key change). 0: off.",
+    )
     token_leeway: int = Field(default=30, ge=0, le=300)
     session_idle_timeout: int = Field(default=1800, ge=60)
     session_absolute_lifetime: int = Field(default=43_200, ge=300)

@@ -20,6 +20,7 @@ from twofold.errors import StoreUnavailable
 from twofold.exchange import ExchangePolicy, TokenExchange
 from twofold.jose.jwt import AccessTokenCodec, TokenPolicy
 from twofold.jose.keyring import KeyRing
+from twofold.jose.verified_tokens import VerifiedTokens
 from twofold.masterkey import MasterKey
 from twofold.metrics import Metrics
 from twofold.oauth import TokenService
@@ -179,6 +180,9 @@ class Runtime:
             scopes=settings.scopes,
             session_sid_key=master_key.derive("session-sid"),
             metrics=metrics,
+            verified_tokens=VerifiedTokens(
+                tokens, clock, capacity=settings.access_token_cache_size
+            ),
         )
 
         async def reload_keys() -> None:
