@@ -386,3 +386,18 @@ def test_hash_threads_run_nicer_than_the_event_loop(hasher: PasswordHasher) -> N
         lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     ).result()
     assert hash_priority > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_hash_niceness_zero_hashes_at_the_loops_priority() -> None:
+    """``hash_niceness = 0``: an operator whose host is busy with other programs keeps
+    logins at the same priority as requests."""
+    equal = PasswordHasher(ARGON2_PROFILES["owasp-minimum"], niceness=0)
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        hash_priority = equal._pool.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+        assert hash_priority == mine
+    finally:
+        equal.close()

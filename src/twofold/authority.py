@@ -183,8 +183,10 @@ class Authority:
         while the account, the address or the device must wait (P3). Counted by result."""
         try:
             user = await self._check_password(email, password, mode, origin)
-        except AuthenticationFailed as exc:
-            self.metrics.login(mode, exc.reason if exc.user_id else "unknown_account")
+        except AuthenticationFailed:
+            # One result for a wrong password, an unknown address and a locked account, as
+            # the answer is one: a scrape must not tell which addresses have accounts (P2).
+            self.metrics.login(mode, "failed")
             raise
         except Throttled:
             self.metrics.login(mode, "throttled")

@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     )
     argon2_profile: ProfileName = "rfc9106-low-memory"
     hash_workers: int = Field(default_factory=_default_hash_workers, ge=1, le=64)
+    hash_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of the password-hashing threads is "
+        "than the request loop's (Linux), so logins never starve other requests. 0: equal.",
+    )
     hash_queue: int = Field(
         default=32, ge=1, le=10_000, description="Password hashes waiting at most; then 503."
     )

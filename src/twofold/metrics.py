@@ -57,9 +57,7 @@ AUTH_RESULTS: Final = frozenset(
 LOGIN_RESULTS: Final = frozenset(
     {
         "succeeded",
-        "bad_credentials",
-        "unknown_account",
-        "locked",
+        "failed",
         "throttled",
         "busy",
         "unavailable",

@@ -85,11 +85,12 @@ class PasswordPolicy:
             raise WeakPassword("The password must not be your e-mail address or name.")
 
 
-#: How much nicer than the event loop the hash threads run (Linux: per-thread niceness).
+#: How much nicer than the event loop the hash threads run by default (Linux: per-thread
+#: niceness; the setting ``hash_niceness``).
 HASH_NICENESS = 10
 
 
-def _yield_to_requests() -> None:
+def _yield_to_requests(niceness: int) -> None:
     """Lower the calling hash thread's scheduling priority (Linux threads are tasks of their
     own; the lanes libargon2 starts for ``parallelism`` > 1 inherit it).
 
@@ -98,11 +99,12 @@ def _yield_to_requests() -> None:
     outnumber the cores and the kernel shares the cores evenly among them and the loop:
     with 2 cores and 4 lanes, a request that only checks a token waited for a fifth of
     the CPU. At nice 10 the kernel gives the loop about 10 times a hash thread's share when
-    both want to run, and hashing still gets every cycle the requests leave."""
+    both want to run, and hashing still gets every cycle the requests leave. The price: on a
+    host whose other programs keep the cores busy, logins wait for them too (0 turns it off)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         thread = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + HASH_NICENESS))
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
 
 
 class PasswordHasher:
@@ -112,7 +114,14 @@ class PasswordHasher:
     from taking every core away from the requests that only check a session or a token.
     """
 
-    def __init__(self, profile: Argon2Profile, *, workers: int = 1, max_pending: int = 32) -> None:
+    def __init__(
+        self,
+        profile: Argon2Profile,
+        *,
+        workers: int = 1,
+        max_pending: int = 32,
+        niceness: int = HASH_NICENESS,
+    ) -> None:
         if not profile.at_least_owasp_minimum():
             raise ConfigurationError("Argon2 parameters are below the OWASP minimum.")
         self.profile = profile
@@ -123,7 +132,10 @@ class PasswordHasher:
             type=argon2.Type.ID,
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="argon2", initializer=_yield_to_requests
+            max_workers=workers,
+            thread_name_prefix="argon2",
+            initializer=_yield_to_requests,
+            initargs=(niceness,),
         )
         # A queue without a bound lets a flood of logins delay every honest login by
         # minutes; past this many waiting or running jobs the caller is told to come back.

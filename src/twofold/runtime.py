@@ -116,6 +116,7 @@ class Runtime:
                 ARGON2_PROFILES[settings.argon2_profile],
                 workers=settings.hash_workers,
                 max_pending=settings.hash_queue,
+                niceness=settings.hash_niceness,
             )
             sessions = SessionManager(
                 session_store,

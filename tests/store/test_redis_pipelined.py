@@ -13,10 +13,10 @@ from redis.exceptions import ResponseError
 from tests.services import Redis
 from twofold.errors import StoreUnavailable
 from twofold.store.redis_connection import PipelinedReads
-from twofold.store.redis_scripts import session_key, user_key
+from twofold.store.redis_scripts import family_key, session_key, token_key, user_key
 from twofold.store.redis_store import RedisStore
 
-from .factories import add_user, make_session
+from .factories import add_family, add_user, make_session
 
 DB = 10
 
@@ -120,3 +120,17 @@ async def test_a_record_under_another_key_is_refused(store: RedisStore, raw: Raw
     await raw.copy(user_key(user.id), user_key(other.id), replace=True)
     with pytest.raises(StoreUnavailable):
         await store.get_user(other.id)
+
+
+async def test_every_record_read_is_checked_to_be_the_one_asked_for(
+    store: RedisStore, raw: RawRedis
+) -> None:
+    """Refresh tokens, families, clients and scoped tokens, like sessions and users."""
+    user = await add_user(store)
+    family, first = await add_family(store, user.id)
+    await raw.copy(family_key(family.id), family_key("family-else"))
+    with pytest.raises(StoreUnavailable):
+        await store.get_family("family-else")
+    await raw.copy(token_key(first.hash), token_key(b"\x01" * 32))
+    with pytest.raises(StoreUnavailable):
+        await store.get_refresh_token(b"\x01" * 32)

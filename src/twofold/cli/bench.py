@@ -7,7 +7,9 @@ of the CLI starts as fast as before.
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
@@ -85,6 +87,10 @@ class _Bar:
         self._progress.update(self._task, description=description)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def bench(
     quick: Annotated[
         bool, typer.Option("--quick", help="Short samples: the whole run in about a minute.")
@@ -132,6 +138,10 @@ def bench(
         prepare_out(out)
     except (NotAReportDirectory, OSError) as exc:
         raise _usage(str(exc)) from None
+    # A terminal closed or a `kill`: unwind like Ctrl-C, so the servers, the throwaway
+    # PostgreSQL and Redis and their directories are stopped and removed on the way out.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -140,7 +150,11 @@ def bench(
         console=console,
         transient=True,
     ) as progress:
-        results = run(options, _Bar(progress))
+        try:
+            results = run(options, _Bar(progress))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]: everything it started is stopped.")
+            raise typer.Exit(130) from None
         progress.update(progress.task_ids[0], description="writing the report")
         written = write_report(results, out)
     console.print(

@@ -182,9 +182,16 @@ class PipelinedReads:
                 # A restart leaves the held connection dead: one more try, as the pool's.
                 replies = await self._round_trip([command for command, _ in batch])
         except Exception as exc:
+            # The driver's own errors are mapped by the caller; anything else (the pool
+            # closed under a read at shutdown) is an outage too, never a 500.
+            failure = (
+                exc
+                if isinstance(exc, RedisError | OSError)
+                else StoreUnavailable("The Redis read failed.")
+            )
             for _, reply in batch:
                 if not reply.done():
-                    reply.set_exception(exc)
+                    reply.set_exception(failure)
             return
         except BaseException:  # cancelled with the loop: so are the callers
             for _, reply in batch:

@@ -144,7 +144,7 @@ class RedisStore:
         await self._add("add_user", user.id, user.email, num(user.created_at), *user_fields(user))
 
     async def get_user(self, user_id: str) -> User | None:
-        return _same(await self._get(lua.user_key(user_id), user_from_fields), "id", user_id)
+        return await self._get(lua.user_key(user_id), user_from_fields, "id", user_id)
 
     async def get_user_by_email(self, email: str) -> User | None:
         return maybe_from_reply(user_from_fields, await self._eval("get_user_by_email", email))
@@ -182,9 +182,7 @@ class RedisStore:
         _check(await self._eval("put_session", record.id_hash.hex(), *session_fields(record)))
 
     async def get_session(self, id_hash: bytes) -> SessionRecord | None:
-        return _same(
-            await self._get(lua.session_key(id_hash), session_from_fields), "id_hash", id_hash
-        )
+        return await self._get(lua.session_key(id_hash), session_from_fields, "id_hash", id_hash)
 
     async def get_session_and_user(self, id_hash: bytes) -> tuple[SessionRecord, User] | None:
         reply = await self._eval("get_session_and_user", id_hash.hex())
@@ -249,10 +247,10 @@ class RedisStore:
         _check(answer)
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
-        return await self._get(lua.token_key(token_hash), token_from_fields)
+        return await self._get(lua.token_key(token_hash), token_from_fields, "hash", token_hash)
 
     async def get_family(self, family_id: str) -> RefreshFamily | None:
-        return await self._get(lua.family_key(family_id), family_from_fields)
+        return await self._get(lua.family_key(family_id), family_from_fields, "id", family_id)
 
     async def spend_refresh_token(
         self,
@@ -381,7 +379,7 @@ class RedisStore:
         await self._add("add_client", client.id, client.name, num(client.created_at), *fields)
 
     async def get_client(self, client_id: str) -> Client | None:
-        return await self._get(lua.client_key(client_id), client_from_fields)
+        return await self._get(lua.client_key(client_id), client_from_fields, "id", client_id)
 
     async def list_clients(self) -> list[Client]:
         return await self._list_index(lua.CLIENTS, lua.client_key(""), 0, -1, client_from_fields)
@@ -403,7 +401,9 @@ class RedisStore:
         _check(answer)
 
     async def get_scoped_token(self, token_id: str) -> ScopedTokenRecord | None:
-        return await self._get(lua.scoped_token_key(token_id), scoped_token_from_fields)
+        return await self._get(
+            lua.scoped_token_key(token_id), scoped_token_from_fields, "id", token_id
+        )
 
     async def list_scoped_tokens(self, user_id: str, now: float) -> list[ScopedTokenRecord]:
         reply = await self._eval("list_scoped_tokens", user_id, num(now))
@@ -460,12 +460,21 @@ class RedisStore:
         self._redis()
         return await self._call(self._scripts[script](keys=keys, args=args))
 
-    async def _get(self, key: str, decode: Callable[[Fields], _R]) -> _R | None:
-        """The record stored as hash ``key``, or None. Records are read on the pipelined
-        connection: this is the per-request read of sessions and tokens."""
+    async def _get(
+        self, key: str, decode: Callable[[Fields], _R], field: str, expected: object
+    ) -> _R | None:
+        """The record stored as hash ``key`` (whose ``field`` must be ``expected``), or None.
+
+        Records are read on the pipelined connection (``PipelinedReads``): this is the
+        per-request read of sessions and tokens. Should its replies ever fall out of step,
+        the record would not be the one asked for: the read fails (503), it never runs as
+        another user or touches another user's tokens."""
         if self._reads is None:
             raise StoreUnavailable("The Redis store is not open.")
-        return maybe_from_reply(decode, await self._call(self._reads.read("HGETALL", key)))
+        record = maybe_from_reply(decode, await self._call(self._reads.read("HGETALL", key)))
+        if record is not None and getattr(record, field) != expected:
+            raise StoreUnavailable("Redis answered with another record than the one asked for.")
+        return record
 
     async def _add(self, script: str, *args: str | bytes | int) -> None:
         """Run a script that adds a record: ``Conflict`` if its id (or name) is taken."""
@@ -506,12 +515,3 @@ def _check(answer: bytes) -> bool:
     if answer != b"ok":
         raise ValueError(_BUGS.get(text(answer), text(answer)))
     return True
-
-
-def _same(record: _R | None, field: str, expected: object) -> _R | None:
-    """``record``, checked to be the one asked for. The reads behind authentication share a
-    pipelined connection (``PipelinedReads``): should its replies ever fall out of step, a
-    request must fail, never run as another user."""
-    if record is not None and getattr(record, field) != expected:
-        raise StoreUnavailable("Redis answered with another record than the one asked for.")
-    return record

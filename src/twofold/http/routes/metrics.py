@@ -34,8 +34,26 @@ from twofold.http.transport import bearer_token
 
 router = APIRouter(tags=["operations"])
 
-#: Headers a reverse proxy adds; a request with one did not come straight from a scraper.
-FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+#: Headers proxies add (any ``x-forwarded-*`` too); a request with one did not come
+#: straight from a scraper on this host, whatever its address.
+FORWARDING_HEADERS = frozenset(
+    {
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-original-forwarded-for",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-client-ip",
+    }
+)
+
+
+def _forwarded(request: Request) -> bool:
+    return any(
+        name in FORWARDING_HEADERS or name.startswith("x-forwarded-")
+        for name in request.headers.keys()  # noqa: SIM118 - a multi-dict: its names
+    )
 
 
 @router.get(
@@ -92,7 +110,7 @@ def access_refusal(request: Request, token: SecretStr | None) -> Response | None
 
 def is_direct_loopback(request: Request) -> bool:
     """From a loopback address, with no sign of a proxy in between."""
-    if request.client is None or any(name in request.headers for name in FORWARDING_HEADERS):
+    if request.client is None or _forwarded(request):
         return False
     try:
         address = ipaddress.ip_address(request.client.host)
