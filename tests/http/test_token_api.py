@@ -345,3 +345,24 @@ def test_expired_token_is_refused_after_its_lifetime(fresh_live: LiveServer) -> 
         answer = client.get("/auth/me", headers=headers)
     assert answer.status_code == 401
     assert "expired" in answer.headers["www-authenticate"]
+
+
+def test_me_answers_exactly_its_documented_shape(live: LiveServer) -> None:
+    """/auth/me is built by hand for speed: both modes must still be exactly MeOut (no key
+    missing, none extra, none null)."""
+    from twofold.http.schemas import MeOut
+
+    email = live.register()
+    token = token_login(live, email)["access_token"]
+    with live.client() as client:
+        login = client.post(
+            "/auth/login", json={"email": email, "password": PASSWORD, "mode": "session"}
+        )
+        assert login.status_code == 200
+        by_cookie = client.get("/auth/me").json()
+        by_token = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"}).json()
+    for body, mode in ((by_cookie, "session"), (by_token, "jwt")):
+        assert MeOut.model_validate(body).model_dump(exclude_none=True) == body
+        assert body["auth"]["mode"] == mode
+    assert set(by_cookie["auth"]) == {"mode", "expires_at", "csrf_token"}
+    assert set(by_token["auth"]) == {"mode", "expires_at"}
