@@ -10,6 +10,7 @@ import jwt as pyjwt
 import pytest
 
 from tests.conftest import PASSWORD, LiveServer
+from twofold.http.schemas import MeOut
 from twofold.jose.b64 import b64url_decode, b64url_encode
 from twofold.jose.keys import JoseKey
 
@@ -350,8 +351,6 @@ def test_expired_token_is_refused_after_its_lifetime(fresh_live: LiveServer) -> 
 def test_me_answers_exactly_its_documented_shape(live: LiveServer) -> None:
     """/auth/me is built by hand for speed: both modes must still be exactly MeOut (no key
     missing, none extra, none null)."""
-    from twofold.http.schemas import MeOut
-
     email = live.register()
     token = token_login(live, email)["access_token"]
     with live.client() as client:
