@@ -112,9 +112,21 @@ def test_an_unreachable_postgres_is_skipped_with_the_reason(tmp_path: Path) -> N
         (["--only", "everything"], "--only: unknown section"),
         (["--postgres-url", "mysql://127.0.0.1/x"], "--postgres-url must start with"),
         (["--redis-url", "http://127.0.0.1:6379"], "--redis-url must start with"),
+        (["--postgres-url", "postgresql://u@127.0.0.1:notaport/db"], "--postgres-url: Port"),
+        (["--redis-url", "redis://127.0.0.1:99999/0"], "--redis-url: Port"),
+        (["--redis-url", "redis://[::1"], "--redis-url: Invalid IPv6 URL"),
         (["--frobnicate"], "No such option"),
     ],
-    ids=["load-tool", "only", "postgres-url", "redis-url", "unknown-option"],
+    ids=[
+        "load-tool",
+        "only",
+        "postgres-url",
+        "redis-url",
+        "postgres-port",
+        "redis-port",
+        "redis-ipv6",
+        "unknown-option",
+    ],
 )
 def test_bad_options_exit_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
     done = bench(*args, "--out", str(tmp_path / "out"), timeout=60)

@@ -38,12 +38,6 @@ class Configuration:
             return f"session/{self.store}"
         return f"JWT {self.algorithm}"
 
-    @property
-    def shareable(self) -> bool:
-        """Whether several instances can serve it. SQLite sessions are one file on one
-        machine: they scale out only within it; a JWT is checked without the store."""
-        return self.mechanism == "jwt" or self.store != "SQLite"
-
 
 CONFIGURATIONS: tuple[Configuration, ...] = (
     *(Configuration("session", store) for store in STORES),

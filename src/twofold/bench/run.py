@@ -227,11 +227,11 @@ class _Run:
                 self.progress.step(f"{configuration.name}: in-process check")
                 self._in_process(configuration, deployment)
 
-    def _groups(self, configuration: Configuration, urls: list[str]) -> list[list[str]]:
-        """One instance, and all of them where the store can be shared."""
-        if configuration.shareable and len(urls) > 1:
-            return [urls[:1], urls]
-        return [urls[:1]]
+    @staticmethod
+    def _groups(urls: list[str]) -> list[list[str]]:
+        """One instance, and all of them when there are several (every store here can be
+        shared: SQLite by the processes of one machine)."""
+        return [urls[:1], urls] if len(urls) > 1 else [urls[:1]]
 
     def _baseline(self, deployment: Deployment, instances: Sequence[Instance]) -> None:
         """``/healthz`` on the deployment's servers (a quick run: the first's only)."""
@@ -239,7 +239,7 @@ class _Run:
             return
         self._baseline_taken = True
         urls = [instance.url for instance in instances]
-        for group in self._groups(deployment.configurations[-1], urls):
+        for group in self._groups(urls):
             figure = self.attempt(
                 f"{deployment.name}: load on /healthz ({len(group)} instances)",
                 partial(self._load, deployment.name, group, "/healthz", None),
@@ -278,7 +278,7 @@ class _Run:
                 self.got.wire.append(wire)
         if self.wants("http"):
             self.progress.step(f"{name}: HTTP load on /auth/me")
-            for group in self._groups(configuration, [i.url for i in instances]):
+            for group in self._groups([i.url for i in instances]):
                 load = self.attempt(
                     f"{name}: load on /auth/me ({len(group)} instances)",
                     partial(self._load, name, group, "/auth/me", credential.headers),

@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, get_args
+from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
@@ -58,8 +59,14 @@ def _options(
         ("--postgres-url", postgres_url, ("postgresql://", "postgres://")),
         ("--redis-url", redis_url, ("redis://", "rediss://")),
     ):
-        if url is not None and not url.startswith(schemes):
+        if url is None:
+            continue
+        if not url.startswith(schemes):
             raise _usage(f"{option} must start with {' or '.join(schemes)}")
+        try:
+            urlsplit(url).port  # noqa: B018 - parsing it is the check
+        except ValueError as exc:  # a bad port or a broken [IPv6] host
+            raise _usage(f"{option}: {exc}") from None
     return BenchOptions(
         quick=quick,
         postgres_url=postgres_url,

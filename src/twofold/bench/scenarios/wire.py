@@ -106,9 +106,9 @@ def claim_growth(
     """Token lengths with ``roles`` role names each, signed with a fresh key of
     ``algorithm`` and the server's claim set (iss, sub, aud, exp, iat, nbf, jti, roles,
     client_id, sid, email)."""
-    key = JoseKey.generate(algorithm, kid="bench")
+    key = JoseKey.generate(algorithm)  # the key id a server's key gets, so its length
     codec = AccessTokenCodec(
-        KeyRing([key], signing_kid="bench"),
+        KeyRing([key], signing_kid=key.kid),
         TokenPolicy(issuer=issuer, audience="twofold"),
         SystemClock(),
     )
