@@ -265,7 +265,7 @@ def targets(*, quick: bool) -> list[Target]:
                     + (
                         ""
                         if result.pyjwt_ratio is None
-                        else f"; PyJWT {result.pyjwt_ratio:.2f}x the same baseline"
+                        else f"; PyJWT {result.pyjwt_ratio:.2f}{RATIO} the same baseline"
                     )
                 ),
             )
