@@ -195,26 +195,14 @@ def _verification(results: BenchResults, out: Path) -> Plot | None:
         return None
 
     def draw(axes: Axes) -> None:
-        positions = list(range(len(checks)))
-        axes.bar(
-            [p - 0.2 for p in positions],
-            [v.latency_us.p50 for v in checks],
-            width=0.4,
-            color=[_colour(v.configuration) for v in checks],
-            label="p50",
+        _pairs(
+            axes,
+            [v.configuration for v in checks],
+            ("p50", [v.latency_us.p50 for v in checks]),
+            ("p99", [v.latency_us.p99 for v in checks]),
         )
-        axes.bar(
-            [p + 0.2 for p in positions],
-            [v.latency_us.p99 for v in checks],
-            width=0.4,
-            color=[_colour(v.configuration) for v in checks],
-            alpha=0.5,
-            label="p99",
-        )
-        axes.set_xticks(positions, [v.configuration for v in checks], rotation=20, ha="right")
         axes.set_yscale("log")
         axes.set_ylabel("microseconds (log scale)")
-        axes.legend(fontsize="small")
 
     _figure(out / "verification.png", draw)
     return Plot(
@@ -233,25 +221,13 @@ def _revocation(results: BenchResults, out: Path) -> Plot | None:
         return None
 
     def draw(axes: Axes) -> None:
-        positions = list(range(len(revocations)))
-        axes.bar(
-            [p - 0.2 for p in positions],
-            [r.delay_ms.p50 for r in revocations],
-            width=0.4,
-            color=[_colour(r.configuration) for r in revocations],
-            label="p50",
+        _pairs(
+            axes,
+            [r.configuration for r in revocations],
+            ("p50", [r.delay_ms.p50 for r in revocations]),
+            ("max", [r.delay_ms.max for r in revocations]),
         )
-        axes.bar(
-            [p + 0.2 for p in positions],
-            [r.delay_ms.max for r in revocations],
-            width=0.4,
-            color=[_colour(r.configuration) for r in revocations],
-            alpha=0.5,
-            label="max",
-        )
-        axes.set_xticks(positions, [r.configuration for r in revocations], rotation=20, ha="right")
         axes.set_ylabel("milliseconds")
-        axes.legend(fontsize="small")
 
     _figure(out / "revocation.png", draw)
     return Plot(
@@ -269,3 +245,25 @@ def draw_all(results: BenchResults, out: Path) -> list[Plot]:
     _pyplot()
     drawers = (_throughput, _latency, _bytes, _verification, _revocation)
     return [plot for draw in drawers if (plot := draw(results, out)) is not None]
+
+
+def _pairs(
+    axes: Axes,
+    configurations: list[str],
+    first: tuple[str, list[float]],
+    second: tuple[str, list[float]],
+) -> None:
+    """Two bars per configuration in its colour, the second paler: e.g. p50 and p99."""
+    positions = list(range(len(configurations)))
+    colours = [_colour(c) for c in configurations]
+    for (label, values), offset, alpha in ((first, -0.2, 1.0), (second, 0.2, 0.5)):
+        axes.bar(
+            [p + offset for p in positions],
+            values,
+            width=0.4,
+            color=colours,
+            alpha=alpha,
+            label=label,
+        )
+    axes.set_xticks(positions, configurations, rotation=20, ha="right")
+    axes.legend(fontsize="small")
