@@ -210,6 +210,10 @@ def _scalability(results: BenchResults) -> Row | None:
             f"{TIMES}{gain_j:.2f}"
         )
         verdict += f" (both instances and the load generator share {results.machine.cpus} cores)."
+    verdict += (
+        " As deployed by default: each session request read its store, while a repeated "
+        "access token was checked against expiry and revocation only (its signature once)."
+    )
     return Row(
         "Scalability",
         "Sessions: challenging as users grow; JWTs: easily scalable — A Deep Dive (and "

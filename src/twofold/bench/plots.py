@@ -36,6 +36,10 @@ class Plot:
     caption: str
 
 
+#: Said under every plot: the bars are coloured by mechanism.
+_COLOURS = " Blue bars are sessions, orange bars JWTs."
+
+
 def _colour(name: str) -> str:
     return _SESSION if name.startswith("session/") else _JWT
 
@@ -112,7 +116,8 @@ def _throughput(results: BenchResults, out: Path) -> Plot | None:
         f"Requests per second of GET /auth/me with a valid credential ({tool}, "
         f"{me[0].connections} connections, {me[0].seconds:.1f} s each, from this machine to "
         "127.0.0.1), on one instance and on two sharing the store where it allows; the dashed "
-        "line is GET /healthz on one instance of the same build (no credential, no store).",
+        "line is GET /healthz on one instance of the same build (no credential, no store)."
+        + _COLOURS,
     )
 
 
@@ -147,7 +152,7 @@ def _latency(results: BenchResults, out: Path) -> Plot | None:
         "latency.png",
         "HTTP latency under load",
         "Milliseconds per GET /auth/me (p50 and p99) during the one-instance load above: "
-        "time from sending a request to reading its answer, queueing included.",
+        "time from sending a request to reading its answer, queueing included." + _COLOURS,
     )
 
 
@@ -185,7 +190,7 @@ def _bytes(results: BenchResults, out: Path) -> Plot | None:
         "Bytes of one GET /auth/me as written on the TCP socket (request line, Host, "
         "User-Agent, Accept, Connection and the credential: the Cookie a browser would send "
         "or the Authorization: Bearer header), split into the credential header and the "
-        "rest; the black mark is the answer's size (status line, headers, JSON body).",
+        "rest; the black mark is the answer's size (status line, headers, JSON body)." + _COLOURS,
     )
 
 
@@ -211,7 +216,7 @@ def _verification(results: BenchResults, out: Path) -> Plot | None:
         "Microseconds to decide who a request is from, in this process, without HTTP: for a "
         "session the store lookup of the id's hash and the server's checks of the record and "
         "the user (SQLite on local disk, PostgreSQL and Redis over loopback TCP); for a JWT "
-        "the signature and claim checks.",
+        "the signature and claim checks." + _COLOURS,
     )
 
 
@@ -235,7 +240,7 @@ def _revocation(results: BenchResults, out: Path) -> Plot | None:
         "Revocation delay across instances",
         "Milliseconds from the answer to a logout at instance A until instance B first "
         "refused the same credential, polling B every 2 ms (an upper bound: one round trip "
-        "included).",
+        "included)." + _COLOURS,
     )
 
 
