@@ -19,7 +19,6 @@ from twofold.http.body_limit import BodyLimitMiddleware
 from twofold.http.cors import CorsMiddleware
 from twofold.http.csrf import CsrfGuard, own_origins
 from twofold.http.deps import Web
-from twofold.http.request_metrics import RequestMetricsMiddleware
 from twofold.http.routes import admin, auth, feed, health, metrics, oauth, tokens, wellknown
 from twofold.http.security_headers import SecurityHeadersMiddleware
 from twofold.http.session_renewal import SessionRenewalMiddleware
@@ -86,9 +85,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(SessionRenewalMiddleware)
     app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)
-    app.add_middleware(AccessLogMiddleware)
-    if settings.metrics_enabled:
-        app.add_middleware(RequestMetricsMiddleware, metrics=measured)
+    app.add_middleware(AccessLogMiddleware, metrics=measured if settings.metrics_enabled else None)
     if settings.trusted_proxies:
         # Outermost, so the access log, the audit log and the throttle all see the client.
         # uvicorn's middleware takes the right-most address that is not a trusted proxy.
