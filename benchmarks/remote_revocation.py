@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -25,20 +24,14 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 from tests.examples.test_microservice import deploy, revocation_delays, tear_down
 
+from twofold.bench.stats import summarize
+
 MAX_ROUNDS = 50
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def line(name: str, values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (
-        f"{name:<18} n={len(ms):<4} p50 {statistics.median(ms):7.1f}  "
-        f"p99 {percentile(ms, 0.99):7.1f}  max {max(ms):7.1f}"
-    )
+    ms = summarize([v * 1000 for v in values])
+    return f"{name:<18} n={ms.count:<4} p50 {ms.p50:7.1f}  p99 {ms.p99:7.1f}  max {ms.max:7.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
